@@ -1,0 +1,533 @@
+//! The IPSW as a zip archive: opened read-only by memory map, central directory parsed
+//! once, entries streamed straight out of the mapping.
+//!
+//! Why this shape:
+//! - An IPSW is 3–20 GB (FIRMWARE.md §1). Mapping it lets every core hash its own entry
+//!   from the page cache with no read buffers and no copies for stored entries.
+//! - A cut-off download has no end-of-central-directory record. We look for it in the
+//!   last 64 KiB ourselves, before handing the file to the `zip` crate, so a truncated
+//!   5 GB file is diagnosed in microseconds and is never mistaken for "not a zip".
+//! - The central directory itself is parsed by the `zip` crate; the local header of an
+//!   entry is read here (it is 30 bytes plus a name) to find the raw data range.
+//! - Every entry is read through [`EntryStream`], which checks the CRC-32 and the
+//!   declared size while the bytes pass by, and refuses to inflate past the declared
+//!   size (a deflate bomb stops at the size the directory promised).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::{Decompress, FlushDecompress, Status};
+use memmap2::Mmap;
+
+const EOCD_SIGNATURE: &[u8; 4] = b"PK\x05\x06";
+const LOCAL_HEADER_SIGNATURE: &[u8; 4] = b"PK\x03\x04";
+/// The end record is 22 bytes plus a comment of at most 65535 bytes.
+const EOCD_SEARCH_WINDOW: usize = 22 + 65535;
+/// Stored data is handed out in slices of this size (progress and cancellation granularity).
+const STORED_CHUNK: usize = 1 << 20;
+/// Inflated data is produced into a buffer of this size.
+const INFLATE_CHUNK: usize = 256 << 10;
+
+/// Why a file is not a usable zip archive at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("no such file")]
+    NotFound,
+    #[error("is a directory, not a file")]
+    IsDirectory,
+    #[error("is not a regular file")]
+    NotRegularFile,
+    #[error("cannot be read: {0}")]
+    Unreadable(io::Error),
+    #[error("is empty (0 bytes)")]
+    Empty,
+    #[error("is not a zip archive, so not an IPSW")]
+    NotAZip,
+    #[error("is truncated: it starts like a zip but has no end-of-central-directory record (an unfinished download?)")]
+    Truncated,
+    #[error("has a broken zip central directory: {0}")]
+    BrokenDirectory(String),
+}
+
+impl ArchiveError {
+    /// Damage (the file was a zip once) as opposed to "this was never an IPSW".
+    pub fn is_damage(&self) -> bool {
+        matches!(self, ArchiveError::Truncated | ArchiveError::BrokenDirectory(_))
+    }
+}
+
+/// Why one entry could not be read, or read back wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("its local header at offset {0} is missing or damaged")]
+    BadLocalHeader(u64),
+    #[error("its data runs past the end of the file")]
+    OutOfBounds,
+    #[error("it uses compression method {0}, which IPSWs never use")]
+    UnsupportedMethod(u16),
+    #[error("it is encrypted")]
+    Encrypted,
+    #[error("its deflate data is corrupt: {0}")]
+    Inflate(String),
+    #[error("it inflates beyond its declared size of {0} bytes")]
+    LargerThanDeclared(u64),
+    #[error("it ends after {actual} of its declared {declared} bytes")]
+    ShorterThanDeclared { declared: u64, actual: u64 },
+    #[error("CRC-32 mismatch: directory says {expected:08x}, data gives {actual:08x}")]
+    Crc { expected: u32, actual: u32 },
+    #[error("it is larger than the {0}-byte limit for this kind of entry")]
+    TooLarge(u64),
+    #[error("the check was cancelled")]
+    Cancelled,
+}
+
+/// How an entry's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Stored,
+    Deflated,
+    Other(u16),
+}
+
+/// One central-directory record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry name; non-UTF-8 bytes are replaced (U+FFFD) for display and lookup.
+    pub name: String,
+    pub method: Method,
+    pub compressed_size: u64,
+    /// Uncompressed size as declared by the central directory.
+    pub size: u64,
+    pub crc32: u32,
+    /// Offset of the local header.
+    pub header_offset: u64,
+    pub encrypted: bool,
+    pub is_dir: bool,
+}
+
+/// An IPSW opened for reading: the mapping plus its parsed central directory.
+pub struct Archive {
+    path: PathBuf,
+    map: Mmap,
+    entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+    /// Directory records that repeat a name (the `zip` crate keeps one of each).
+    duplicate_names: usize,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("path", &self.path)
+            .field("len", &self.map.len())
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Archive {
+    /// Open `path` read-only and parse its central directory. Costs one `stat`, one
+    /// `mmap` and a walk over the directory: milliseconds even for a 10 GB file.
+    pub fn open(path: &Path) -> Result<Archive, ArchiveError> {
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ArchiveError::NotFound,
+            _ => ArchiveError::Unreadable(e),
+        })?;
+        if meta.is_dir() {
+            return Err(ArchiveError::IsDirectory);
+        }
+        // Never open FIFOs or devices: opening a FIFO for reading blocks forever.
+        if !meta.is_file() {
+            return Err(ArchiveError::NotRegularFile);
+        }
+        let file = File::open(path).map_err(ArchiveError::Unreadable)?;
+        if meta.len() == 0 {
+            return Err(ArchiveError::Empty);
+        }
+        // SAFETY: the mapping is read-only and private to this process. If another
+        // process truncates the file while we read it, accesses past the new end raise
+        // SIGBUS; `guard` turns that into a "file changed during check" report.
+        let map = unsafe { Mmap::map(&file) }.map_err(ArchiveError::Unreadable)?;
+        Self::from_map(path.to_path_buf(), map)
+    }
+
+    fn from_map(path: PathBuf, map: Mmap) -> Result<Archive, ArchiveError> {
+        let bytes: &[u8] = &map;
+        triage(bytes)?;
+        let zip = zip::ZipArchive::new(io::Cursor::new(bytes))
+            .map_err(|e| ArchiveError::BrokenDirectory(e.to_string()))?;
+        let metadata = zip.metadata();
+        let mut entries = Vec::with_capacity(metadata.len());
+        for index in 0..metadata.len() {
+            let e = metadata
+                .entry(index)
+                .map_err(|e| ArchiveError::BrokenDirectory(e.to_string()))?;
+            let method = match e.compression() {
+                zip::CompressionMethod::Stored => Method::Stored,
+                zip::CompressionMethod::Deflated => Method::Deflated,
+                #[allow(deprecated)]
+                other => Method::Other(other.to_u16()),
+            };
+            entries.push(Entry {
+                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
+                method,
+                compressed_size: e.compressed_size(),
+                size: e.size(),
+                crc32: e.crc32(),
+                header_offset: e.header_start(),
+                encrypted: e.encrypted(),
+                is_dir: e.is_dir(),
+            });
+        }
+        let duplicate_names = usize::from(metadata.has_duplicate_names());
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Ok(Archive {
+            path,
+            map,
+            entries,
+            by_name,
+            duplicate_names,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole file, as mapped.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether the directory names some entry more than once (Apple never does).
+    pub fn has_duplicate_names(&self) -> bool {
+        self.duplicate_names > 0
+    }
+
+    /// The entry called `name`, exactly as Apple spells it in `Info/Path`.
+    pub fn entry(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// Position of the entry called `name` in [`Archive::entries`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The raw (possibly compressed) bytes of `entry`, located through its local header.
+    pub fn raw_range(&self, entry: &Entry) -> Result<Range<usize>, EntryError> {
+        raw_range(self.bytes(), entry)
+    }
+
+    /// A stream over the uncompressed bytes of `entry`, checking CRC and size.
+    pub fn stream<'a>(&'a self, entry: &'a Entry) -> Result<EntryStream<'a>, EntryError> {
+        EntryStream::new(self.bytes(), entry)
+    }
+
+    /// Read a small entry (a plist) whole, refusing more than `limit` bytes.
+    pub fn read_small(&self, entry: &Entry, limit: u64) -> Result<Vec<u8>, EntryError> {
+        if entry.size > limit {
+            return Err(EntryError::TooLarge(limit));
+        }
+        let mut out = Vec::with_capacity(entry.size as usize);
+        let mut stream = self.stream(entry)?;
+        while let Some(chunk) = stream.next_chunk()? {
+            out.extend_from_slice(chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// Decide quickly between "not a zip", "a cut-off zip" and "a zip to parse".
+fn triage(bytes: &[u8]) -> Result<(), ArchiveError> {
+    let window_start = bytes.len().saturating_sub(EOCD_SEARCH_WINDOW);
+    let tail = &bytes[window_start..];
+    let has_end_record = tail.windows(4).rev().enumerate().any(|(back, w)| {
+        // The comment length must reach exactly to the end of the file, which rules out
+        // a stray signature inside compressed data.
+        let pos = tail.len() - 4 - back;
+        w == EOCD_SIGNATURE
+            && tail.len() >= pos + 22
+            && pos + 22 + u16::from_le_bytes([tail[pos + 20], tail[pos + 21]]) as usize
+                == tail.len()
+    });
+    if has_end_record {
+        return Ok(());
+    }
+    if bytes.starts_with(LOCAL_HEADER_SIGNATURE) {
+        Err(ArchiveError::Truncated)
+    } else if bytes.starts_with(EOCD_SIGNATURE) || bytes.starts_with(b"PK\x07\x08") {
+        Err(ArchiveError::BrokenDirectory("no end-of-central-directory record".into()))
+    } else {
+        Err(ArchiveError::NotAZip)
+    }
+}
+
+fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
+    let bad = || EntryError::BadLocalHeader(entry.header_offset);
+    let start = usize::try_from(entry.header_offset).map_err(|_| bad())?;
+    let header = bytes.get(start..start.checked_add(30).ok_or_else(bad)?).ok_or_else(bad)?;
+    if &header[..4] != LOCAL_HEADER_SIGNATURE {
+        return Err(bad());
+    }
+    let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+    let extra_len = u16::from_le_bytes([header[28], header[29]]) as usize;
+    let data_start = start + 30 + name_len + extra_len;
+    let data_end = usize::try_from(entry.compressed_size)
+        .ok()
+        .and_then(|n| data_start.checked_add(n))
+        .ok_or(EntryError::OutOfBounds)?;
+    if data_end > bytes.len() {
+        return Err(EntryError::OutOfBounds);
+    }
+    Ok(data_start..data_end)
+}
+
+/// The uncompressed bytes of one entry, chunk by chunk, with CRC-32 and size checked.
+///
+/// Stored entries are handed out as slices of the mapping (no copy); deflated entries
+/// are inflated into a 256 KiB buffer. After the last chunk the stream compares what it
+/// produced with the directory's size and CRC, and reports any difference as an error.
+pub struct EntryStream<'a> {
+    input: &'a [u8],
+    pos: usize,
+    inflater: Option<Box<Decompress>>,
+    /// The deflate stream has signalled its end.
+    inflate_ended: bool,
+    out: Vec<u8>,
+    declared: u64,
+    produced: u64,
+    expected_crc: u32,
+    crc: crc32fast::Hasher,
+    done: bool,
+    progress: Option<&'a AtomicU64>,
+    /// Leftover of the current chunk for the `Read` impl.
+    pending: Range<usize>,
+    pending_stored: bool,
+}
+
+impl<'a> EntryStream<'a> {
+    pub fn new(bytes: &'a [u8], entry: &'a Entry) -> Result<Self, EntryError> {
+        if entry.encrypted {
+            return Err(EntryError::Encrypted);
+        }
+        let range = raw_range(bytes, entry)?;
+        let inflater = match entry.method {
+            Method::Stored => {
+                if entry.compressed_size != entry.size {
+                    return Err(EntryError::ShorterThanDeclared {
+                        declared: entry.size,
+                        actual: entry.compressed_size,
+                    });
+                }
+                None
+            }
+            Method::Deflated => Some(Box::new(Decompress::new(false))),
+            Method::Other(m) => return Err(EntryError::UnsupportedMethod(m)),
+        };
+        let out = if inflater.is_some() {
+            vec![0; INFLATE_CHUNK]
+        } else {
+            Vec::new()
+        };
+        Ok(EntryStream {
+            input: &bytes[range],
+            pos: 0,
+            inflater,
+            inflate_ended: false,
+            out,
+            declared: entry.size,
+            produced: 0,
+            expected_crc: entry.crc32,
+            crc: crc32fast::Hasher::new(),
+            done: false,
+            progress: None,
+            pending: 0..0,
+            pending_stored: false,
+        })
+    }
+
+    /// Count consumed (compressed) bytes into `counter` as the stream advances.
+    pub fn with_progress(mut self, counter: &'a AtomicU64) -> Self {
+        self.progress = Some(counter);
+        self
+    }
+
+    /// Bytes of uncompressed output so far.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    /// The next chunk of uncompressed bytes; `Ok(None)` once the entry ended and its
+    /// size and CRC-32 agreed with the central directory.
+    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>, EntryError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (start, end, stored) = match self.advance()? {
+            Some(r) => r,
+            None => return Ok(None),
+        };
+        Ok(Some(if stored {
+            &self.input[start..end]
+        } else {
+            &self.out[start..end]
+        }))
+    }
+
+    /// Produce the next chunk; returns its range in `input` (stored) or `out` (deflated).
+    fn advance(&mut self) -> Result<Option<(usize, usize, bool)>, EntryError> {
+        let before = self.pos;
+        let result = match self.inflater.as_mut() {
+            None => {
+                if self.pos == self.input.len() {
+                    None
+                } else {
+                    let end = (self.pos + STORED_CHUNK).min(self.input.len());
+                    let start = self.pos;
+                    self.pos = end;
+                    self.crc.update(&self.input[start..end]);
+                    Some((start, end, true))
+                }
+            }
+            Some(_) if self.inflate_ended => None,
+            Some(inflater) => {
+                let mut produced_now = 0usize;
+                let mut ended = false;
+                while produced_now == 0 && !ended {
+                    let in_before = inflater.total_in();
+                    let out_before = inflater.total_out();
+                    let status = inflater
+                        .decompress(
+                            &self.input[self.pos..],
+                            &mut self.out,
+                            FlushDecompress::None,
+                        )
+                        .map_err(|e| EntryError::Inflate(e.to_string()))?;
+                    let consumed = (inflater.total_in() - in_before) as usize;
+                    produced_now = (inflater.total_out() - out_before) as usize;
+                    self.pos += consumed;
+                    match status {
+                        Status::StreamEnd => ended = true,
+                        Status::Ok | Status::BufError => {
+                            if consumed == 0 && produced_now == 0 {
+                                // No progress possible: the input ran out mid-stream.
+                                return Err(EntryError::Inflate(
+                                    "the deflate stream is cut short".into(),
+                                ));
+                            }
+                        }
+                    }
+                }
+                self.inflate_ended = ended;
+                (produced_now > 0).then(|| {
+                    self.crc.update(&self.out[..produced_now]);
+                    (0, produced_now, false)
+                })
+            }
+        };
+        if let Some(p) = self.progress {
+            p.fetch_add((self.pos - before) as u64, Ordering::Relaxed);
+        }
+        match result {
+            Some((start, end, stored)) => {
+                self.produced += (end - start) as u64;
+                if self.produced > self.declared {
+                    self.done = true;
+                    return Err(EntryError::LargerThanDeclared(self.declared));
+                }
+                Ok(Some((start, end, stored)))
+            }
+            None => {
+                self.done = true;
+                if self.produced < self.declared {
+                    return Err(EntryError::ShorterThanDeclared {
+                        declared: self.declared,
+                        actual: self.produced,
+                    });
+                }
+                let actual = self.crc.clone().finalize();
+                if actual != self.expected_crc {
+                    return Err(EntryError::Crc {
+                        expected: self.expected_crc,
+                        actual,
+                    });
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Read and discard the rest of the entry, so its size and CRC get checked.
+    pub fn drain(&mut self) -> Result<(), EntryError> {
+        self.pending = 0..0;
+        while self.next_chunk()?.is_some() {}
+        Ok(())
+    }
+}
+
+impl Read for EntryStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pending.is_empty() {
+            match self.advance().map_err(io::Error::other)? {
+                Some((start, end, stored)) => {
+                    self.pending = start..end;
+                    self.pending_stored = stored;
+                }
+                None => return Ok(0),
+            }
+        }
+        let src = if self.pending_stored {
+            &self.input[self.pending.clone()]
+        } else {
+            &self.out[self.pending.clone()]
+        };
+        let n = src.len().min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        self.pending.start += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triage_tells_truncated_from_not_a_zip() {
+        assert!(matches!(
+            triage(b"PK\x03\x04 and then nothing"),
+            Err(ArchiveError::Truncated)
+        ));
+        assert!(matches!(triage(b"hello world"), Err(ArchiveError::NotAZip)));
+        let mut empty_zip = b"PK\x05\x06".to_vec();
+        empty_zip.extend_from_slice(&[0; 18]);
+        assert!(triage(&empty_zip).is_ok());
+        // A stray signature whose comment length does not reach the end is not an end record.
+        let mut stray = b"PK\x03\x04xxxxPK\x05\x06".to_vec();
+        stray.extend_from_slice(&[0; 16]);
+        stray.extend_from_slice(&[9, 0]);
+        stray.extend_from_slice(b"abc");
+        assert!(matches!(triage(&stray), Err(ArchiveError::Truncated)));
+    }
+}

@@ -1,0 +1,139 @@
+//! Every command-line flag, defined in one place (clap derive). `main.rs` only turns
+//! these into library calls and prints.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ipswcheck: will this firmware file restore my iPhone/iPad? Checks an .ipsw before
+/// you start a restore: model, integrity of every component, and Apple's signing.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ipswcheck",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 ready · 2 usage · 3 not a readable IPSW · 10 archive damaged · \
+                  11 component mismatch/missing · 12 checksum mismatch · 20 not for this device · \
+                  30 not signed · 31 signing unknown · 130 interrupted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List known devices (product type, board, chip, name), optionally filtered.
+    Devices {
+        /// Part of a product type, board or name, e.g. "iphone 7" or "d10".
+        query: Option<String>,
+    },
+    /// List the builds ipsw.me reports as signed for a device (no file needed).
+    Signed {
+        /// Product type (iPhone9,3) or board (d101ap).
+        #[arg(long, short = 'd')]
+        device: String,
+        #[command(flatten)]
+        network: NetworkArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Diagnose the causes of restore error 3194 on this machine: hosts file, proxies,
+    /// reachability of Apple's signing server.
+    Doctor {
+        #[command(flatten)]
+        network: NetworkArgs,
+    },
+}
+
+/// `ipswcheck FILE …`: check one IPSW.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The .ipsw file to check.
+    pub file: Option<PathBuf>,
+
+    /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).
+    #[arg(long, short = 'd')]
+    pub device: Option<String>,
+
+    /// The board, where a product type has two (iPhone8,1: n71ap or n71map).
+    /// Without it every board of the product type must be served.
+    #[arg(long, requires = "device")]
+    pub board: Option<String>,
+
+    /// Check the Update identity (keeps data) instead of the Erase identity (restore).
+    #[arg(long)]
+    pub update: bool,
+
+    /// Only the archive directory, manifest and device: no hashing (milliseconds).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Expected SHA-1 of the whole file (as Apple and ipsw.me publish it).
+    #[arg(long, value_name = "HEX", conflicts_with = "sha256")]
+    pub sha1: Option<String>,
+
+    /// Expected SHA-256 of the whole file.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+
+    /// Worker threads for hashing (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where and whether to ask about signing.
+#[derive(Debug, Args, Clone)]
+pub struct NetworkArgs {
+    /// No network at all: signing is not checked, the verdict rests on local checks.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Apple's TSS endpoint.
+    #[arg(long, env = "IPSWCHECK_TSS_URL", value_name = "URL")]
+    pub tss_url: Option<String>,
+
+    /// ipsw.me API base.
+    #[arg(long, env = "IPSWCHECK_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+
+    /// Seconds for each signing query, retries included.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// Where signing answers are cached (default: the user's cache directory).
+    #[arg(long, env = "IPSWCHECK_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Ignore cached signing answers (fresh answers are still cached).
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// The hosts file to inspect for gs.apple.com redirects.
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+}
+
+/// How to print.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print one JSON document (schema in the README) instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Print nothing; the exit code is the answer.
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// List every check and every component.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}

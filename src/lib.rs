@@ -1,0 +1,21 @@
+//! ipswcheck: tells you, before a restore, whether an iPhone/iPad firmware file (.ipsw)
+//! will work on your device.
+//!
+//! Data flows one way: [`archive`] opens the zip by memory map → [`manifest`] reads what
+//! Apple promised → [`identify`] picks the build identities for the device ([`device`]
+//! knows the boards) → [`verify`] hashes every component against its digest → [`signing`]
+//! asks Apple's TSS server → [`report`] turns it all into a verdict and an exit code.
+//! [`check`] runs that pipeline for one file; [`scan`] runs it for a library.
+
+pub mod archive;
+pub mod check;
+pub mod device;
+pub mod digest;
+pub mod exit;
+pub mod fixture;
+pub mod identify;
+pub mod img4;
+pub mod manifest;
+pub mod report;
+pub mod signing;
+pub mod verify;

@@ -1,0 +1,244 @@
+//! The `ipswcheck` binary: parse flags, call the library, print, exit with the code.
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use cli::{Cli, Command, NetworkArgs, OutputArgs};
+use ipswcheck::check::{self, CheckOptions, ExpectedChecksum, Progress};
+use ipswcheck::device;
+use ipswcheck::digest::{from_hex, DigestAlgorithm};
+use ipswcheck::exit::ExitCode;
+use ipswcheck::manifest::RestoreBehavior;
+use ipswcheck::signing::{self, SigningOptions};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(Command::Devices { query }) => devices(query.as_deref().unwrap_or("")),
+        Some(Command::Signed {
+            device,
+            network,
+            output,
+        }) => signed(&device, &network, &output),
+        Some(Command::Doctor { network }) => doctor(&network),
+        None => check_one(cli.check),
+    };
+    code.into()
+}
+
+/// A usage error: one line on stderr, exit 2.
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("ipswcheck: {message}");
+    ExitCode::Usage
+}
+
+fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
+    let mut opts = SigningOptions::from_env();
+    opts.offline = net.offline;
+    if let Some(url) = &net.tss_url {
+        opts.tss_url = url.clone();
+    }
+    if let Some(url) = &net.api_url {
+        opts.api_url = url.clone();
+    }
+    if !(net.timeout.is_finite() && net.timeout > 0.0) {
+        return Err(usage("--timeout must be a positive number of seconds"));
+    }
+    opts.timeout = Duration::from_secs_f64(net.timeout);
+    if net.cache_dir.is_some() {
+        opts.cache_dir = net.cache_dir.clone();
+    }
+    opts.refresh = net.refresh;
+    if let Some(hosts) = &net.hosts_file {
+        opts.hosts_file = hosts.clone();
+    }
+    Ok(opts)
+}
+
+fn expected_checksum(args: &cli::CheckArgs) -> Result<Option<ExpectedChecksum>, ExitCode> {
+    let (algorithm, text, flag) = match (&args.sha1, &args.sha256) {
+        (Some(h), _) => (DigestAlgorithm::Sha1, h, "--sha1"),
+        (None, Some(h)) => (DigestAlgorithm::Sha256, h, "--sha256"),
+        (None, None) => return Ok(None),
+    };
+    match from_hex(text) {
+        Some(digest) if digest.len() == algorithm.output_len() => {
+            Ok(Some(ExpectedChecksum { algorithm, digest }))
+        }
+        _ => Err(usage(format!(
+            "{flag} takes {} hex digits, got \"{text}\"",
+            algorithm.output_len() * 2
+        ))),
+    }
+}
+
+fn check_one(args: cli::CheckArgs) -> ExitCode {
+    let Some(file) = args.file.clone() else {
+        return usage("no file given; usage: ipswcheck FILE.ipsw --device iPhone9,3 (see --help)");
+    };
+    let device = match &args.device {
+        Some(query) => match device::resolve(query, args.board.as_deref()) {
+            Ok(boards) => Some(boards),
+            Err(e) => return usage(e),
+        },
+        None => None,
+    };
+    let expected = match expected_checksum(&args) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let signing = match signing_options(&args.network) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(jobs) = args.jobs {
+        if jobs == 0 {
+            return usage("--jobs must be at least 1");
+        }
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build_global();
+    }
+    let options = CheckOptions {
+        device,
+        behavior: if args.update {
+            RestoreBehavior::Update
+        } else {
+            RestoreBehavior::Erase
+        },
+        quick: args.quick,
+        expected,
+        signing,
+    };
+    let progress = Progress::default();
+    let show_progress = !args.output.quiet && !args.quick && std::io::stderr().is_terminal();
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        if show_progress {
+            s.spawn(|| draw_progress(&progress, &finished, &file));
+        }
+        let report = check::check_file(&file, &options, &progress);
+        finished.store(true, Ordering::Relaxed);
+        report
+    });
+    print_report(&report, &args.output);
+    report.exit()
+}
+
+/// A byte-and-ETA progress bar on stderr, redrawn from the shared counters.
+fn draw_progress(progress: &Progress, finished: &std::sync::atomic::AtomicBool, file: &Path) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    while !finished.load(Ordering::Relaxed) {
+        bar.set_length(progress.total.load(Ordering::Relaxed));
+        bar.set_position(progress.done.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}
+
+fn print_report(report: &ipswcheck::report::Report, output: &OutputArgs) {
+    let mut stdout = std::io::stdout().lock();
+    let text = if output.json {
+        report.to_json() + "\n"
+    } else if output.quiet {
+        return;
+    } else {
+        report.render(output.verbose)
+    };
+    let _ = stdout.write_all(text.as_bytes());
+}
+
+fn devices(query: &str) -> ExitCode {
+    let rows = device::search(query);
+    if rows.is_empty() {
+        let hints = device::suggest(query);
+        return usage(format!(
+            "no device matches \"{query}\"{}",
+            if hints.is_empty() {
+                String::new()
+            } else {
+                format!("; did you mean: {}?", hints.join(", "))
+            }
+        ));
+    }
+    print!("{}", device::format_table(&rows));
+    ExitCode::Ready
+}
+
+fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
+    let boards = match device::resolve(query, None) {
+        Ok(b) => b,
+        Err(e) => return usage(e),
+    };
+    let opts = match signing_options(network) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    if opts.offline {
+        return usage("`signed` asks ipsw.me and cannot run with --offline");
+    }
+    let product_type = boards[0].product_type;
+    match signing::signed_builds(product_type, &opts) {
+        Ok(builds) => {
+            if output.json {
+                let doc = serde_json::json!({
+                    "product_type": product_type,
+                    "source": "ipsw.me",
+                    "builds": builds,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc).expect("serializable"));
+            } else if !output.quiet {
+                println!(
+                    "Builds ipsw.me reports as signed for {} ({}) — ipsw.me's word, not Apple's; \
+                     `ipswcheck FILE --device {product_type}` asks Apple:",
+                    device::display_name(product_type),
+                    product_type
+                );
+                for b in &builds {
+                    println!("  {} ({})  {}", b.version, b.buildid, b.url.as_deref().unwrap_or(""));
+                }
+                if builds.is_empty() {
+                    println!("  (none)");
+                }
+            }
+            ExitCode::Ready
+        }
+        Err(e) => {
+            eprintln!("ipswcheck: could not ask ipsw.me: {e}");
+            ExitCode::SigningUnknown
+        }
+    }
+}
+
+fn doctor(network: &NetworkArgs) -> ExitCode {
+    let opts = match signing_options(network) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let report = signing::doctor(&opts);
+    print!("{report}");
+    if report.healthy() {
+        ExitCode::Ready
+    } else {
+        ExitCode::SigningUnknown
+    }
+}

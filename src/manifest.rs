@@ -1,0 +1,499 @@
+//! `BuildManifest.plist` and `Restore.plist` as typed structs.
+//!
+//! A BuildManifest is Apple's promise of what a restore will install: for each board
+//! ("build identity") it lists the components (iBSS, KernelCache, OS, …) with the path of
+//! their file inside the IPSW and the digest the device's boot chain will demand
+//! (FIRMWARE.md §2–3). Both plists may be XML or binary; `plist` reads either.
+//!
+//! We keep the parts ipswcheck reasons about as typed fields, and keep the raw
+//! component dictionaries only for the one consumer that must echo them verbatim:
+//! the TSS request (FIRMWARE.md §4 asks for "the entry minus `Info`").
+
+use std::collections::BTreeMap;
+
+use plist::{Dictionary, Value};
+
+use crate::digest::DigestAlgorithm;
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("{file} is not a property list: {reason}")]
+    NotAPlist { file: &'static str, reason: String },
+    #[error("{file} has no {key}")]
+    MissingKey { file: &'static str, key: String },
+    #[error("{file}: {key} has the wrong type (expected {expected})")]
+    WrongType {
+        file: &'static str,
+        key: String,
+        expected: &'static str,
+    },
+}
+
+const BUILD_MANIFEST: &str = "BuildManifest.plist";
+const RESTORE_PLIST: &str = "Restore.plist";
+
+/// The top level of `BuildManifest.plist`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildManifest {
+    /// `ProductVersion`, e.g. `15.4`.
+    pub product_version: String,
+    /// `ProductBuildVersion`, e.g. `19E241`.
+    pub build: String,
+    /// `SupportedProductTypes`: every product type this file may be restored onto.
+    pub supported_product_types: Vec<String>,
+    /// `BuildIdentities`, in manifest order.
+    pub identities: Vec<BuildIdentity>,
+}
+
+impl BuildManifest {
+    /// Parse an XML or binary BuildManifest.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let root = parse_plist(bytes, BUILD_MANIFEST)?;
+        let root = root.as_dictionary().ok_or(ManifestError::WrongType {
+            file: BUILD_MANIFEST,
+            key: "the top level".into(),
+            expected: "dictionary",
+        })?;
+        let f = Fields::new(root, BUILD_MANIFEST, "");
+        let identities_raw = f.required_array("BuildIdentities")?;
+        let mut identities = Vec::with_capacity(identities_raw.len());
+        for (index, value) in identities_raw.iter().enumerate() {
+            let dict = value.as_dictionary().ok_or_else(|| ManifestError::WrongType {
+                file: BUILD_MANIFEST,
+                key: format!("BuildIdentities[{index}]"),
+                expected: "dictionary",
+            })?;
+            identities.push(BuildIdentity::from_dict(index, dict)?);
+        }
+        Ok(BuildManifest {
+            product_version: f.required_string("ProductVersion")?,
+            build: f.required_string("ProductBuildVersion")?,
+            supported_product_types: f.string_array("SupportedProductTypes")?,
+            identities,
+        })
+    }
+
+    /// Beta builds end in a lower-case letter (`19A5318f`); releases never do.
+    pub fn is_beta(&self) -> bool {
+        self.build
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_lowercase())
+    }
+}
+
+/// What a restore with an identity does to the device (`Info/RestoreBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreBehavior {
+    /// A full restore that wipes the device (`Erase`).
+    Erase,
+    /// An update that keeps user data (`Update`; some manifests say `Upgrade`).
+    Update,
+}
+
+/// One `BuildIdentities[]` entry: the recipe for one board and one kind of restore.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildIdentity {
+    /// Position in `BuildIdentities`, for messages.
+    pub index: usize,
+    /// `ApChipID` (stored as a hex string such as `"0x8010"`).
+    pub chip_id: Option<u32>,
+    /// `ApBoardID` (`"0x0C"`).
+    pub board_id: Option<u32>,
+    /// `ApSecurityDomain` (`"0x01"`).
+    pub security_domain: Option<u32>,
+    /// `Ap,ProductType`, present only in iOS 26 identities.
+    pub product_type: Option<String>,
+    /// `UniqueBuildID`: names this exact identity to Apple's TSS server.
+    pub unique_build_id: Option<Vec<u8>>,
+    /// `Info`.
+    pub info: IdentityInfo,
+    /// `Manifest`, sorted by component name.
+    pub components: Vec<ManifestComponent>,
+    /// Identity-level `Ap,*` keys (strings, integers, booleans): TSS wants them echoed.
+    pub ap_tags: BTreeMap<String, Value>,
+}
+
+impl BuildIdentity {
+    fn from_dict(index: usize, dict: &Dictionary) -> Result<Self, ManifestError> {
+        let prefix = format!("BuildIdentities[{index}].");
+        let f = Fields::new(dict, BUILD_MANIFEST, &prefix);
+        let info = match dict.get("Info") {
+            Some(Value::Dictionary(info)) => IdentityInfo::from_dict(info, &prefix)?,
+            Some(_) => {
+                return Err(ManifestError::WrongType {
+                    file: BUILD_MANIFEST,
+                    key: format!("{prefix}Info"),
+                    expected: "dictionary",
+                })
+            }
+            None => IdentityInfo::default(),
+        };
+        let mut components = Vec::new();
+        if let Some(manifest) = dict.get("Manifest") {
+            let manifest = manifest
+                .as_dictionary()
+                .ok_or_else(|| ManifestError::WrongType {
+                    file: BUILD_MANIFEST,
+                    key: format!("{prefix}Manifest"),
+                    expected: "dictionary",
+                })?;
+            for (name, entry) in manifest {
+                // A component that is not a dictionary has nothing to verify; keep the
+                // rest of the identity usable rather than rejecting the whole file.
+                if let Some(entry) = entry.as_dictionary() {
+                    components.push(ManifestComponent::from_dict(name, entry));
+                }
+            }
+            components.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        let ap_tags = dict
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with("Ap,")
+                    && matches!(v, Value::String(_) | Value::Integer(_) | Value::Boolean(_))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(BuildIdentity {
+            index,
+            chip_id: f.hex_u32("ApChipID")?,
+            board_id: f.hex_u32("ApBoardID")?,
+            security_domain: f.hex_u32("ApSecurityDomain")?,
+            product_type: f.optional_string("Ap,ProductType")?,
+            unique_build_id: f.optional_data("UniqueBuildID")?,
+            info,
+            components,
+            ap_tags,
+        })
+    }
+
+    /// The component called `name`, if this identity has one.
+    pub fn component(&self, name: &str) -> Option<&ManifestComponent> {
+        self.components
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.components[i])
+    }
+
+    /// Whether this identity restores a device whose hardware model is `board`
+    /// (`d101ap`) or whose chip/board ids are `chip_id`/`board_id`.
+    pub fn matches_board(&self, board: &str, chip_id: u32, board_id: u32) -> bool {
+        match &self.info.device_class {
+            Some(class) => class.eq_ignore_ascii_case(board),
+            None => self.chip_id == Some(chip_id) && self.board_id == Some(board_id),
+        }
+    }
+}
+
+/// The `Info` dictionary of a build identity.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentityInfo {
+    /// `DeviceClass`: the hardware model, e.g. `d101ap`.
+    pub device_class: Option<String>,
+    /// `Variant`, e.g. `Customer Erase Install (IPSW)`.
+    pub variant: Option<String>,
+    /// `RestoreBehavior` as written (`Erase`, `Update`, sometimes `Upgrade`).
+    pub restore_behavior: Option<String>,
+    /// `BuildNumber`.
+    pub build_number: Option<String>,
+}
+
+impl IdentityInfo {
+    fn from_dict(info: &Dictionary, prefix: &str) -> Result<Self, ManifestError> {
+        let prefix = format!("{prefix}Info.");
+        let f = Fields::new(info, BUILD_MANIFEST, &prefix);
+        Ok(IdentityInfo {
+            device_class: f.optional_string("DeviceClass")?,
+            variant: f.optional_string("Variant")?,
+            restore_behavior: f.optional_string("RestoreBehavior")?,
+            build_number: f.optional_string("BuildNumber")?,
+        })
+    }
+
+    /// The restore behaviour, when it is one ipswcheck knows.
+    pub fn behavior(&self) -> Option<RestoreBehavior> {
+        match self.restore_behavior.as_deref()? {
+            "Erase" => Some(RestoreBehavior::Erase),
+            "Update" | "Upgrade" => Some(RestoreBehavior::Update),
+            _ => None,
+        }
+    }
+
+    /// Research identities (internal "Research" variants, often without a
+    /// RestoreBehavior) must never be picked by default: idevicerestore #511 picked one
+    /// and Apple refused to sign a build that was in fact signed.
+    pub fn is_research(&self) -> bool {
+        self.variant
+            .as_deref()
+            .is_some_and(|v| v.to_ascii_lowercase().contains("research"))
+    }
+}
+
+/// One entry of an identity's `Manifest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestComponent {
+    /// The component name, e.g. `KernelCache`, `RestoreSEP`, `Ap,SystemVolumeCanonicalMetadata`.
+    pub name: String,
+    /// `Digest`: the hash of the file (see FIRMWARE.md §3 for what it covers).
+    pub digest: Option<Vec<u8>>,
+    /// `Trusted`.
+    pub trusted: Option<bool>,
+    /// `Info/Path`: where the file sits inside the IPSW.
+    pub path: Option<String>,
+    /// `Info/Img4PayloadType`: the 4CC the IM4P is retagged to before hashing.
+    pub img4_payload_type: Option<String>,
+    /// `Info/HashMethod` (`sha1`, `sha2-256`, `sha2-384`), where present.
+    pub hash_method: Option<String>,
+    /// `Info/IsFTAB`: the digest covers one entry inside an `ftab.bin`, not the file.
+    pub is_ftab: bool,
+    /// `Info/RestoreRequestRules` is present (TSS sends such entries).
+    pub has_restore_request_rules: bool,
+    /// `*-DownloadDigest` keys of a `BasebandFirmware` entry, by member prefix
+    /// (`ACDB` for `ACDB-DownloadDigest`).
+    pub download_digests: BTreeMap<String, Vec<u8>>,
+    /// The entry minus `Info`, exactly as Apple wrote it (for the TSS request).
+    pub tss_fields: Dictionary,
+}
+
+impl ManifestComponent {
+    fn from_dict(name: &str, entry: &Dictionary) -> Self {
+        let info = entry.get("Info").and_then(Value::as_dictionary);
+        let info_str = |key: &str| {
+            info.and_then(|i| i.get(key))
+                .and_then(Value::as_string)
+                .map(str::to_owned)
+        };
+        let download_digests = entry
+            .iter()
+            .filter_map(|(k, v)| {
+                let prefix = k.strip_suffix("-DownloadDigest")?;
+                Some((prefix.to_owned(), v.as_data()?.to_vec()))
+            })
+            .collect();
+        let mut tss_fields = entry.clone();
+        tss_fields.remove("Info");
+        ManifestComponent {
+            name: name.to_owned(),
+            digest: entry.get("Digest").and_then(Value::as_data).map(<[u8]>::to_vec),
+            trusted: entry.get("Trusted").and_then(Value::as_boolean),
+            path: info_str("Path"),
+            img4_payload_type: info_str("Img4PayloadType"),
+            hash_method: info_str("HashMethod"),
+            is_ftab: info
+                .and_then(|i| i.get("IsFTAB"))
+                .and_then(Value::as_boolean)
+                .unwrap_or(false),
+            has_restore_request_rules: info.is_some_and(|i| i.contains_key("RestoreRequestRules")),
+            download_digests,
+            tss_fields,
+        }
+    }
+
+    /// The digest algorithm, from the digest length (the rule verified on real files),
+    /// falling back to `HashMethod` when the digest is absent.
+    pub fn algorithm(&self) -> Option<DigestAlgorithm> {
+        match &self.digest {
+            Some(d) => DigestAlgorithm::from_digest_len(d.len()),
+            None => self
+                .hash_method
+                .as_deref()
+                .and_then(DigestAlgorithm::from_hash_method),
+        }
+    }
+}
+
+/// `Restore.plist`: the older, smaller summary Finder reads for the device list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RestorePlist {
+    pub product_version: Option<String>,
+    pub build: Option<String>,
+    pub supported_product_types: Vec<String>,
+    /// `DeviceMap`: one row per board.
+    pub device_map: Vec<DeviceMapEntry>,
+}
+
+/// One `DeviceMap` row of `Restore.plist`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceMapEntry {
+    pub board_config: String,
+    pub chip_id: Option<u32>,
+    pub board_id: Option<u32>,
+}
+
+impl RestorePlist {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let root = parse_plist(bytes, RESTORE_PLIST)?;
+        let root = root.as_dictionary().ok_or(ManifestError::WrongType {
+            file: RESTORE_PLIST,
+            key: "the top level".into(),
+            expected: "dictionary",
+        })?;
+        let f = Fields::new(root, RESTORE_PLIST, "");
+        let device_map = match root.get("DeviceMap") {
+            Some(Value::Array(rows)) => rows
+                .iter()
+                .filter_map(Value::as_dictionary)
+                .filter_map(|row| {
+                    let f = Fields::new(row, RESTORE_PLIST, "DeviceMap.");
+                    Some(DeviceMapEntry {
+                        board_config: f.optional_string("BoardConfig").ok()??,
+                        chip_id: f.hex_u32("CPID").ok()?,
+                        board_id: f.hex_u32("BDID").ok()?,
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(RestorePlist {
+            product_version: f.optional_string("ProductVersion")?,
+            build: f.optional_string("ProductBuildVersion")?,
+            supported_product_types: f.string_array("SupportedProductTypes")?,
+            device_map,
+        })
+    }
+}
+
+fn parse_plist(bytes: &[u8], file: &'static str) -> Result<Value, ManifestError> {
+    Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| ManifestError::NotAPlist {
+        file,
+        reason: e.to_string(),
+    })
+}
+
+/// Typed access to a plist dictionary with errors that name the key path.
+struct Fields<'a> {
+    dict: &'a Dictionary,
+    file: &'static str,
+    prefix: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(dict: &'a Dictionary, file: &'static str, prefix: &'a str) -> Self {
+        Fields { dict, file, prefix }
+    }
+
+    fn wrong(&self, key: &str, expected: &'static str) -> ManifestError {
+        ManifestError::WrongType {
+            file: self.file,
+            key: format!("{}{key}", self.prefix),
+            expected,
+        }
+    }
+
+    fn missing(&self, key: &str) -> ManifestError {
+        ManifestError::MissingKey {
+            file: self.file,
+            key: format!("{}{key}", self.prefix),
+        }
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>, ManifestError> {
+        match self.dict.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(key, "string")),
+        }
+    }
+
+    fn required_string(&self, key: &str) -> Result<String, ManifestError> {
+        self.optional_string(key)?.ok_or_else(|| self.missing(key))
+    }
+
+    fn required_array(&self, key: &str) -> Result<&'a Vec<Value>, ManifestError> {
+        match self.dict.get(key) {
+            None => Err(self.missing(key)),
+            Some(Value::Array(a)) => Ok(a),
+            Some(_) => Err(self.wrong(key, "array")),
+        }
+    }
+
+    /// An array of strings; absent means empty.
+    fn string_array(&self, key: &str) -> Result<Vec<String>, ManifestError> {
+        match self.dict.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_string().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.wrong(key, "array of strings")),
+            Some(_) => Err(self.wrong(key, "array of strings")),
+        }
+    }
+
+    fn optional_data(&self, key: &str) -> Result<Option<Vec<u8>>, ManifestError> {
+        match self.dict.get(key) {
+            None => Ok(None),
+            Some(Value::Data(d)) => Ok(Some(d.clone())),
+            Some(_) => Err(self.wrong(key, "data")),
+        }
+    }
+
+    /// Apple stores chip and board ids as hex strings (`"0x8010"`); some tools write
+    /// integers. Accept both.
+    fn hex_u32(&self, key: &str) -> Result<Option<u32>, ManifestError> {
+        match self.dict.get(key) {
+            None => Ok(None),
+            Some(Value::Integer(i)) => i
+                .as_unsigned()
+                .and_then(|u| u32::try_from(u).ok())
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "32-bit integer")),
+            Some(Value::String(s)) => parse_id(s)
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "hex string such as \"0x8010\"")),
+            Some(_) => Err(self.wrong(key, "hex string such as \"0x8010\"")),
+        }
+    }
+}
+
+/// Parse `"0x8010"`, `"0X0c"` or a decimal string.
+pub fn parse_id(text: &str) -> Option<u32> {
+    let t = text.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_in_apples_spellings() {
+        assert_eq!(parse_id("0x8010"), Some(0x8010));
+        assert_eq!(parse_id("0x0C"), Some(12));
+        assert_eq!(parse_id("12"), Some(12));
+        assert_eq!(parse_id("0xZZ"), None);
+    }
+
+    #[test]
+    fn garbage_is_not_a_plist() {
+        let err = BuildManifest::from_bytes(b"\x00\x01garbage").unwrap_err();
+        assert!(matches!(err, ManifestError::NotAPlist { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_identities_are_named() {
+        let mut d = Dictionary::new();
+        d.insert("ProductVersion".into(), "1.0".into());
+        let mut buf = Vec::new();
+        Value::Dictionary(d).to_writer_xml(&mut buf).unwrap();
+        let err = BuildManifest::from_bytes(&buf).unwrap_err();
+        assert_eq!(err.to_string(), "BuildManifest.plist has no BuildIdentities");
+    }
+
+    #[test]
+    fn beta_builds_end_in_a_lowercase_letter() {
+        let m = |build: &str| BuildManifest {
+            product_version: "15.0".into(),
+            build: build.into(),
+            supported_product_types: vec![],
+            identities: vec![],
+        };
+        assert!(m("19A5318f").is_beta());
+        assert!(!m("19A346").is_beta());
+    }
+}

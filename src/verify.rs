@@ -1,0 +1,986 @@
+//! Component verification: every file a build identity names is hashed against its
+//! manifest `Digest`, and every zip entry's CRC-32 is checked, in one streaming pass per
+//! entry, entries spread over all cores, largest first.
+//!
+//! The digest rules are those of FIRMWARE.md §3, verified against real Apple files in
+//! `../shared/realdata` (see `tests/realdata.rs`):
+//! - the algorithm is given by the digest length (20/32/48 bytes);
+//! - IM4P and raw files are hashed whole, as stored;
+//! - Restore* twins are hashed after retagging the IM4P type to `Img4PayloadType`
+//!   (or idevicerestore's table when the key is absent);
+//! - an IMG4 container is hashed over its embedded IM4P; an IMG3 over its signed area;
+//! - `BasebandFirmware` has no Digest: its `*-DownloadDigest` keys are hashes of members
+//!   inside the `.bbfw` zip;
+//! - FTAB members, `eUICC,*`, `SE,UpdatePayload` and entries without a Digest are skipped
+//!   with the reason.
+//!
+//! Verification never stops at the first problem: it returns every finding as data.
+//! Each distinct (path, algorithm, retag) is hashed once, however many identities or
+//! components name it; the whole-file SHA-1/SHA-256 is one more job in the same queue,
+//! reading the same mapped bytes concurrently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::archive::{Archive, Entry, EntryError, EntryStream};
+use crate::digest::{to_hex, DigestAlgorithm, Hasher};
+use crate::img4::{self, Container};
+use crate::manifest::{BuildIdentity, ManifestComponent};
+
+/// The result for one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentStatus {
+    /// The file is present and hashes to the manifest Digest.
+    Ok,
+    /// The file is present but its hash differs (a restore fails with error 14).
+    Mismatch,
+    /// The manifest names a file the IPSW does not contain (a restore fails with error 11).
+    Missing,
+    /// Nothing to verify, for the reason given (no Digest, FTAB member, …).
+    Skipped,
+    /// A digest rule ipswcheck cannot confirm for this file; not counted as a failure.
+    Unverifiable,
+}
+
+impl ComponentStatus {
+    pub fn is_failure(self) -> bool {
+        matches!(self, ComponentStatus::Mismatch | ComponentStatus::Missing)
+    }
+}
+
+/// One component of one identity, as verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentFinding {
+    /// Manifest component name (`RestoreSEP`; baseband members as `BasebandFirmware:ACDB`).
+    pub name: String,
+    /// The identity's board, when more than one identity was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    pub path: Option<String>,
+    pub algorithm: Option<DigestAlgorithm>,
+    pub status: ComponentStatus,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A zip entry that could not be read back intact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryDamage {
+    pub entry: String,
+    pub problem: String,
+    /// The damage is a CRC-32 mismatch (as opposed to a broken header or deflate stream).
+    pub crc: bool,
+}
+
+/// Everything verification found.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    /// One finding per (component, path, expected digest), across all identities.
+    pub components: Vec<ComponentFinding>,
+    /// Entries whose bytes, size or CRC-32 are wrong.
+    pub damaged_entries: Vec<EntryDamage>,
+    /// Whole-file digests that were asked for.
+    pub whole_file: BTreeMap<DigestAlgorithm, Vec<u8>>,
+    /// Whether entry data was hashed (false in quick mode).
+    pub hashed: bool,
+    /// How many zip entries had their CRC-32 checked.
+    pub entries_checked: usize,
+    /// The check was cancelled before it finished.
+    pub cancelled: bool,
+}
+
+/// What to do besides reading the directory.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions {
+    /// Hash component files and check every CRC (false: `--quick`, presence only).
+    pub hash: bool,
+    /// Whole-file digests to compute alongside (`--sha1`, `--sha256`, ipsw.me's SHA-1).
+    pub whole_file: Vec<DigestAlgorithm>,
+}
+
+/// A digest to compute over one entry: the algorithm, and the type to retag an IM4P to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct DigestRequest {
+    algorithm: DigestAlgorithm,
+    retag: Option<[u8; 4]>,
+}
+
+/// How one component is to be checked.
+#[derive(Debug, Clone)]
+enum Rule {
+    Skip(String),
+    /// The file must exist; there is no digest of it to compare.
+    PresenceOnly(String),
+    Digest(DigestRequest),
+    Unverifiable(String),
+    /// `*-DownloadDigest` of a `.bbfw` member.
+    BasebandMember {
+        prefix: String,
+        algorithm: DigestAlgorithm,
+    },
+}
+
+/// One check derived from the manifest, before any hashing.
+#[derive(Debug, Clone)]
+struct PlannedCheck {
+    name: String,
+    board: Option<String>,
+    path: Option<String>,
+    expected: Option<Vec<u8>>,
+    rule: Rule,
+}
+
+/// What the manifest asks of one zip entry.
+#[derive(Debug, Default, Clone)]
+struct EntryWork {
+    digests: BTreeSet<DigestRequest>,
+    baseband: BTreeMap<String, DigestAlgorithm>,
+}
+
+/// The verification of one archive, planned but not yet run. Several plans (a library
+/// scan) can be run through one queue with [`run_plans`].
+pub struct VerifyPlan<'a> {
+    archive: &'a Archive,
+    checks: Vec<PlannedCheck>,
+    work: BTreeMap<usize, EntryWork>,
+    options: VerifyOptions,
+    outcomes: Vec<OnceLock<JobOutcome>>,
+    job_entries: Vec<Option<usize>>,
+}
+
+#[derive(Debug, Clone)]
+struct DigestOutcome {
+    container: Container,
+    /// The hash of the bytes the rule says the Digest covers.
+    primary: Vec<u8>,
+    /// For IMG3 only: the whole-file hash, the fallback rule.
+    whole: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+enum BasebandOutcome {
+    Hashed(Vec<u8>),
+    NotFound,
+    Unreadable(String),
+}
+
+#[derive(Debug, Clone)]
+enum JobOutcome {
+    Entry {
+        error: Option<EntryError>,
+        digests: HashMap<DigestRequest, DigestOutcome>,
+        baseband: HashMap<String, BasebandOutcome>,
+    },
+    WholeFile(Result<BTreeMap<DigestAlgorithm, Vec<u8>>, EntryError>),
+}
+
+impl<'a> VerifyPlan<'a> {
+    /// Plan the checks of `identities` (deduplicated across them) on `archive`.
+    pub fn new(
+        archive: &'a Archive,
+        identities: &[&BuildIdentity],
+        options: VerifyOptions,
+    ) -> Self {
+        let label_boards = identities.len() > 1;
+        let mut checks = Vec::new();
+        for identity in identities {
+            let board = if label_boards {
+                identity.info.device_class.clone()
+            } else {
+                None
+            };
+            for component in &identity.components {
+                for (name, expected, rule) in rules_for(component) {
+                    checks.push(PlannedCheck {
+                        name,
+                        board: board.clone(),
+                        path: component.path.clone(),
+                        expected,
+                        rule,
+                    });
+                }
+            }
+        }
+        // The same (name, path, digest) in several identities is one check.
+        let mut seen = BTreeSet::new();
+        checks.retain(|c| seen.insert((c.name.clone(), c.path.clone(), c.expected.clone())));
+        // Drop board labels where every board agrees.
+        let mut per_name: HashMap<&str, usize> = HashMap::new();
+        for c in &checks {
+            *per_name.entry(c.name.as_str()).or_default() += 1;
+        }
+        let single: BTreeSet<String> = per_name
+            .into_iter()
+            .filter(|&(_, n)| n == 1)
+            .map(|(k, _)| k.to_owned())
+            .collect();
+        for c in &mut checks {
+            if single.contains(&c.name) {
+                c.board = None;
+            }
+        }
+
+        let mut work: BTreeMap<usize, EntryWork> = BTreeMap::new();
+        if options.hash {
+            for (i, entry) in archive.entries().iter().enumerate() {
+                if !entry.is_dir {
+                    work.insert(i, EntryWork::default());
+                }
+            }
+            let index: HashMap<&str, usize> = archive
+                .entries()
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.name.as_str(), i))
+                .collect();
+            for check in &checks {
+                let Some(&i) = check.path.as_deref().and_then(|p| index.get(p)) else {
+                    continue;
+                };
+                let w = work.entry(i).or_default();
+                match &check.rule {
+                    Rule::Digest(req) => {
+                        w.digests.insert(*req);
+                    }
+                    Rule::BasebandMember { prefix, algorithm } => {
+                        w.baseband.insert(prefix.clone(), *algorithm);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut job_entries: Vec<Option<usize>> = work.keys().map(|&i| Some(i)).collect();
+        if options.hash && !options.whole_file.is_empty() {
+            job_entries.push(None);
+        }
+        let outcomes = job_entries.iter().map(|_| OnceLock::new()).collect();
+        VerifyPlan {
+            archive,
+            checks,
+            work,
+            options,
+            outcomes,
+            job_entries,
+        }
+    }
+
+    /// Bytes the run will read: compressed sizes of the entries, plus the whole file
+    /// once when a whole-file digest was asked for. The unit of the progress counter.
+    pub fn total_work(&self) -> u64 {
+        self.job_entries
+            .iter()
+            .map(|job| self.job_cost(*job))
+            .sum()
+    }
+
+    fn job_cost(&self, job: Option<usize>) -> u64 {
+        match job {
+            Some(i) => self.archive.entries()[i].compressed_size,
+            None => self.archive.len(),
+        }
+    }
+
+    fn run_job(&self, job: usize, progress: &AtomicU64, cancel: &AtomicBool) {
+        let outcome = match self.job_entries[job] {
+            Some(i) => {
+                let entry = &self.archive.entries()[i];
+                process_entry(self.archive, entry, &self.work[&i], progress, cancel)
+            }
+            None => JobOutcome::WholeFile(hash_whole_file(
+                self.archive.bytes(),
+                &self.options.whole_file,
+                progress,
+                cancel,
+            )),
+        };
+        let _ = self.outcomes[job].set(outcome);
+    }
+
+    /// Turn the outcomes into findings.
+    pub fn finish(self) -> Verification {
+        let archive = self.archive;
+        let mut v = Verification {
+            hashed: self.options.hash,
+            ..Verification::default()
+        };
+        let mut by_entry: HashMap<usize, &JobOutcome> = HashMap::new();
+        for (job, slot) in self.job_entries.iter().zip(&self.outcomes) {
+            match (job, slot.get()) {
+                (Some(i), Some(outcome)) => {
+                    by_entry.insert(*i, outcome);
+                }
+                (None, Some(JobOutcome::WholeFile(Ok(digests)))) => v.whole_file = digests.clone(),
+                (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled))))
+                | (_, None) => v.cancelled = true,
+                (None, Some(_)) => {}
+            }
+        }
+        for (&i, outcome) in &by_entry {
+            if let JobOutcome::Entry { error, .. } = outcome {
+                match error {
+                    Some(EntryError::Cancelled) => v.cancelled = true,
+                    Some(e) => {
+                        v.entries_checked += 1;
+                        v.damaged_entries.push(EntryDamage {
+                            entry: archive.entries()[i].name.clone(),
+                            problem: e.to_string(),
+                            crc: matches!(e, EntryError::Crc { .. }),
+                        })
+                    }
+                    None => v.entries_checked += 1,
+                }
+            }
+        }
+        v.damaged_entries.sort_by(|a, b| a.entry.cmp(&b.entry));
+
+        for check in self.checks {
+            let algorithm = match &check.rule {
+                Rule::Digest(req) => Some(req.algorithm),
+                Rule::BasebandMember { algorithm, .. } => Some(*algorithm),
+                _ => check.expected.as_deref().and_then(|d| DigestAlgorithm::from_digest_len(d.len())),
+            };
+            let mut finding = ComponentFinding {
+                name: check.name.clone(),
+                board: check.board.clone(),
+                path: check.path.clone(),
+                algorithm,
+                status: ComponentStatus::Skipped,
+                expected: check.expected.as_deref().map(to_hex),
+                actual: None,
+                reason: None,
+            };
+            let entry_index = check.path.as_deref().and_then(|p| archive.index_of(p));
+            if let (Some(path), None) = (&check.path, entry_index) {
+                if matches!(check.rule, Rule::BasebandMember { .. }) {
+                    // One missing .bbfw is one missing component, not one per member.
+                    finding.name = "BasebandFirmware".into();
+                    finding.expected = None;
+                    if v.components.iter().any(|c| c.name == finding.name && c.path == finding.path) {
+                        continue;
+                    }
+                }
+                finding.status = ComponentStatus::Missing;
+                finding.reason = Some(format!("{path} is not in the archive"));
+                v.components.push(finding);
+                continue;
+            }
+            match check.rule {
+                Rule::Skip(reason) => finding.reason = Some(reason),
+                Rule::PresenceOnly(reason) => {
+                    finding.status = ComponentStatus::Ok;
+                    finding.reason = Some(reason);
+                }
+                Rule::Unverifiable(reason) => {
+                    finding.status = ComponentStatus::Unverifiable;
+                    finding.reason = Some(reason);
+                }
+                _ if !self.options.hash => {
+                    finding.reason = Some("present; not hashed (--quick)".into());
+                }
+                Rule::Digest(req) => {
+                    let expected = check.expected.as_deref().unwrap_or_default();
+                    let outcome = entry_index.and_then(|i| by_entry.get(&i));
+                    judge_digest(&mut finding, expected, req, outcome);
+                }
+                Rule::BasebandMember { prefix, .. } => {
+                    let expected = check.expected.as_deref().unwrap_or_default();
+                    let outcome = entry_index.and_then(|i| by_entry.get(&i));
+                    judge_baseband(&mut finding, expected, &prefix, outcome);
+                }
+            }
+            v.components.push(finding);
+        }
+        v
+    }
+}
+
+fn judge_digest(
+    finding: &mut ComponentFinding,
+    expected: &[u8],
+    req: DigestRequest,
+    outcome: Option<&&JobOutcome>,
+) {
+    let Some(JobOutcome::Entry { error, digests, .. }) = outcome.map(|o| *o) else {
+        finding.status = ComponentStatus::Unverifiable;
+        finding.reason = Some("the check was cancelled before this file was hashed".into());
+        return;
+    };
+    let Some(d) = digests.get(&req) else {
+        finding.status = ComponentStatus::Mismatch;
+        finding.reason = Some(match error {
+            Some(e) => format!("the file could not be read: {e}"),
+            None => "the file could not be read".into(),
+        });
+        return;
+    };
+    finding.actual = Some(to_hex(&d.primary));
+    let retag_note = match (req.retag, d.container.payload_type()) {
+        (Some(tag), Some((_, own))) if tag != own => Some(format!(
+            "{} retagged {}→{}",
+            d.container.name(),
+            String::from_utf8_lossy(&own),
+            String::from_utf8_lossy(&tag)
+        )),
+        _ => None,
+    };
+    match d.container {
+        Container::Img3 { .. } => {
+            if d.primary == expected {
+                finding.status = ComponentStatus::Ok;
+                finding.reason = Some("IMG3 signed area".into());
+            } else if d.whole.as_deref() == Some(expected) {
+                finding.status = ComponentStatus::Ok;
+                finding.actual = d.whole.as_deref().map(to_hex);
+                finding.reason = Some("IMG3, whole file".into());
+            } else {
+                // FIRMWARE.md §3: the IMG3 rule comes from source, not from real files;
+                // a double miss is not proof of corruption.
+                finding.status = ComponentStatus::Unverifiable;
+                finding.reason = Some(
+                    "IMG3: neither the signed area nor the whole file hashes to the Digest".into(),
+                );
+            }
+        }
+        _ => {
+            if d.primary == expected {
+                finding.status = ComponentStatus::Ok;
+                finding.reason = retag_note;
+            } else {
+                finding.status = ComponentStatus::Mismatch;
+                finding.reason = Some(match (error, retag_note) {
+                    (Some(e), _) => format!("the file is damaged: {e}"),
+                    (None, Some(note)) => format!("hash differs from the manifest ({note})"),
+                    (None, None) => "hash differs from the manifest".into(),
+                });
+            }
+        }
+    }
+}
+
+fn judge_baseband(
+    finding: &mut ComponentFinding,
+    expected: &[u8],
+    prefix: &str,
+    outcome: Option<&&JobOutcome>,
+) {
+    let Some(JobOutcome::Entry { error, baseband, .. }) = outcome.map(|o| *o) else {
+        finding.status = ComponentStatus::Unverifiable;
+        finding.reason = Some("the check was cancelled before this file was hashed".into());
+        return;
+    };
+    match baseband.get(prefix) {
+        Some(BasebandOutcome::Hashed(actual)) => {
+            finding.actual = Some(to_hex(actual));
+            if actual == expected {
+                finding.status = ComponentStatus::Ok;
+            } else {
+                finding.status = ComponentStatus::Mismatch;
+                finding.reason = Some("member hash differs from the manifest".into());
+            }
+        }
+        Some(BasebandOutcome::NotFound) => {
+            finding.status = ComponentStatus::Unverifiable;
+            finding.reason = Some(format!(
+                "no member of the baseband archive could be identified as {prefix}"
+            ));
+        }
+        Some(BasebandOutcome::Unreadable(why)) => {
+            finding.status = if error.is_some() {
+                ComponentStatus::Mismatch
+            } else {
+                ComponentStatus::Unverifiable
+            };
+            finding.reason = Some(format!("the baseband archive could not be read: {why}"));
+        }
+        None => {
+            finding.status = ComponentStatus::Mismatch;
+            finding.reason = Some(match error {
+                Some(e) => format!("the baseband archive could not be read: {e}"),
+                None => "the baseband archive could not be read".into(),
+            });
+        }
+    }
+}
+
+/// The checks FIRMWARE.md §3 prescribes for one manifest component, each with the
+/// name it is reported under and the digest it must match.
+fn rules_for(c: &ManifestComponent) -> Vec<(String, Option<Vec<u8>>, Rule)> {
+    let one = |rule: Rule| vec![(c.name.clone(), c.digest.clone(), rule)];
+    if c.name == "BasebandFirmware" && !c.download_digests.is_empty() {
+        return c
+            .download_digests
+            .iter()
+            .map(|(prefix, digest)| {
+                let name = format!("BasebandFirmware:{prefix}");
+                let rule = match DigestAlgorithm::from_digest_len(digest.len()) {
+                    Some(algorithm) => Rule::BasebandMember {
+                        prefix: prefix.clone(),
+                        algorithm,
+                    },
+                    None => Rule::Unverifiable(format!(
+                        "a {}-byte digest matches no known algorithm",
+                        digest.len()
+                    )),
+                };
+                (name, Some(digest.clone()), rule)
+            })
+            .collect();
+    }
+    if c.is_ftab {
+        return one(Rule::Skip(
+            "IsFTAB: the Digest covers one entry inside ftab.bin, not the file".into(),
+        ));
+    }
+    if c.name.starts_with("eUICC,") {
+        return one(Rule::Skip(
+            "eUICC firmware: the manifest hashes are not of the file".into(),
+        ));
+    }
+    if c.name == "SE,UpdatePayload" {
+        return one(Rule::Skip(
+            "SE,UpdatePayload: its hashes cover sub-elements, not the file".into(),
+        ));
+    }
+    let Some(digest) = &c.digest else {
+        return match c.path {
+            Some(_) => one(Rule::PresenceOnly(
+                "present; the manifest has no Digest for it".into(),
+            )),
+            None => one(Rule::Skip("no file and no Digest in the manifest".into())),
+        };
+    };
+    if c.path.is_none() {
+        return one(Rule::Skip("the manifest gives no file for this Digest".into()));
+    }
+    let Some(algorithm) = DigestAlgorithm::from_digest_len(digest.len()) else {
+        return one(Rule::Unverifiable(format!(
+            "a {}-byte digest matches no known algorithm",
+            digest.len()
+        )));
+    };
+    let retag = c
+        .img4_payload_type
+        .as_deref()
+        .and_then(|t| <[u8; 4]>::try_from(t.as_bytes()).ok())
+        .or_else(|| img4::default_retag(&c.name));
+    one(Rule::Digest(DigestRequest { algorithm, retag }))
+}
+
+/// A running digest over a window of the stream, with an optional 4-byte overwrite.
+struct Sink {
+    request: DigestRequest,
+    hasher: Hasher,
+    start: u64,
+    end: u64,
+    patch: Option<(u64, [u8; 4])>,
+    /// IMG3 whole-file fallback hasher.
+    alternate: Option<Hasher>,
+}
+
+impl Sink {
+    fn new(request: DigestRequest, container: Container, total: u64) -> Sink {
+        let patch = request.retag.and_then(|tag| {
+            container
+                .payload_type()
+                .map(|(offset, _)| (offset as u64, tag))
+        });
+        let (start, end, alternate) = match container {
+            Container::Img4 {
+                im4p_start,
+                im4p_end,
+                ..
+            } => (im4p_start, im4p_end, None),
+            Container::Img3 {
+                signed_start,
+                signed_end,
+            } => (
+                signed_start,
+                signed_end,
+                Some(request.algorithm.hasher()),
+            ),
+            _ => (0, total, None),
+        };
+        Sink {
+            request,
+            hasher: request.algorithm.hasher(),
+            start,
+            end,
+            patch,
+            alternate,
+        }
+    }
+
+    /// Feed `chunk`, which sits at stream offset `at`.
+    fn feed(&mut self, at: u64, chunk: &[u8]) {
+        if let Some(alt) = &mut self.alternate {
+            alt.update(chunk);
+        }
+        let chunk_end = at + chunk.len() as u64;
+        let lo = self.start.max(at);
+        let hi = self.end.min(chunk_end);
+        if lo >= hi {
+            return;
+        }
+        let seg = &chunk[(lo - at) as usize..(hi - at) as usize];
+        match self.patch {
+            Some((p, tag)) if p < hi && p + 4 > lo => {
+                let plo = p.max(lo);
+                let phi = (p + 4).min(hi);
+                let a = (plo - lo) as usize;
+                let b = (phi - lo) as usize;
+                self.hasher.update(&seg[..a]);
+                let tag_part = &tag[(plo - p) as usize..(phi - p) as usize];
+                self.hasher.update(tag_part);
+                self.hasher.update(&seg[b..]);
+            }
+            _ => self.hasher.update(seg),
+        }
+    }
+
+    fn finish(self, container: Container) -> (DigestRequest, DigestOutcome) {
+        (
+            self.request,
+            DigestOutcome {
+                container,
+                primary: self.hasher.finish(),
+                whole: self.alternate.map(Hasher::finish),
+            },
+        )
+    }
+}
+
+/// Streams an entry once: CRC and size through [`EntryStream`], digests through sinks
+/// set up once the first bytes have shown which container the file is.
+struct Digester {
+    requests: Vec<DigestRequest>,
+    total: u64,
+    head: Vec<u8>,
+    container: Option<Container>,
+    sinks: Vec<Sink>,
+    offset: u64,
+}
+
+impl Digester {
+    fn new(requests: Vec<DigestRequest>, total: u64) -> Self {
+        Digester {
+            requests,
+            total,
+            head: Vec::new(),
+            container: None,
+            sinks: Vec::new(),
+            offset: 0,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.requests.is_empty() {
+            return;
+        }
+        if self.container.is_none() {
+            let need = img4::HEAD_LEN - self.head.len();
+            self.head.extend_from_slice(&chunk[..need.min(chunk.len())]);
+            if self.head.len() < img4::HEAD_LEN {
+                // Hold back until we know the container; head is tiny.
+                return;
+            }
+            self.start_sinks();
+            let rest = &chunk[need.min(chunk.len())..];
+            self.feed_sinks(rest);
+            return;
+        }
+        self.feed_sinks(chunk);
+    }
+
+    fn start_sinks(&mut self) {
+        let container = img4::classify(&self.head, self.total);
+        self.container = Some(container);
+        self.sinks = self
+            .requests
+            .iter()
+            .map(|r| Sink::new(*r, container, self.total))
+            .collect();
+        let head = std::mem::take(&mut self.head);
+        self.feed_sinks(&head);
+    }
+
+    fn feed_sinks(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        for sink in &mut self.sinks {
+            sink.feed(self.offset, chunk);
+        }
+        self.offset += chunk.len() as u64;
+    }
+
+    fn finish(mut self) -> HashMap<DigestRequest, DigestOutcome> {
+        if self.requests.is_empty() {
+            return HashMap::new();
+        }
+        if self.container.is_none() {
+            self.start_sinks();
+        }
+        let container = self.container.unwrap_or(Container::Raw);
+        self.sinks.into_iter().map(|s| s.finish(container)).collect()
+    }
+}
+
+fn process_entry(
+    archive: &Archive,
+    entry: &Entry,
+    work: &EntryWork,
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) -> JobOutcome {
+    let mut digester = Digester::new(work.digests.iter().copied().collect(), entry.size);
+    let mut baseband = HashMap::new();
+    let mut stream = match archive.stream(entry) {
+        Ok(s) => s.with_progress(progress),
+        Err(e) => {
+            return JobOutcome::Entry {
+                error: Some(e),
+                digests: HashMap::new(),
+                baseband,
+            }
+        }
+    };
+    let result = if work.baseband.is_empty() {
+        stream_digests(&mut stream, &mut digester, cancel)
+    } else {
+        let mut tee = Tee {
+            stream: &mut stream,
+            digester: &mut digester,
+            cancel,
+        };
+        baseband = hash_baseband_members(&mut tee, &work.baseband);
+        stream_digests(&mut stream, &mut digester, cancel)
+    };
+    let complete = !matches!(result, Err(EntryError::Cancelled))
+        && (result.is_ok() || stream.produced() > 0 || digester.is_idle());
+    let digests = if complete {
+        digester.finish()
+    } else {
+        HashMap::new()
+    };
+    JobOutcome::Entry {
+        error: result.err(),
+        digests,
+        baseband,
+    }
+}
+
+fn stream_digests(
+    stream: &mut EntryStream<'_>,
+    digester: &mut Digester,
+    cancel: &AtomicBool,
+) -> Result<(), EntryError> {
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EntryError::Cancelled);
+        }
+        match stream.next_chunk()? {
+            Some(chunk) => digester.feed(chunk),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Reads an entry for the baseband parser while feeding the digests of the same pass.
+struct Tee<'s, 'a> {
+    stream: &'s mut EntryStream<'a>,
+    digester: &'s mut Digester,
+    cancel: &'s AtomicBool,
+}
+
+impl Read for Tee<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(EntryError::Cancelled));
+        }
+        let n = self.stream.read(buf)?;
+        self.digester.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Hash the `.bbfw` members named by `*-DownloadDigest` keys, reading the inner zip
+/// front to back (its local headers) so the outer entry is still read only once.
+/// A member is identified by its file stem: `ACDB` → `acdb.mbn` (verified on Mav21).
+fn hash_baseband_members(
+    reader: &mut impl Read,
+    wanted: &BTreeMap<String, DigestAlgorithm>,
+) -> HashMap<String, BasebandOutcome> {
+    let mut found: HashMap<String, BasebandOutcome> = HashMap::new();
+    let mut failure = None;
+    loop {
+        match zip::read::read_zipfile_from_stream(reader) {
+            Ok(Some(mut member)) => {
+                let name = String::from_utf8_lossy(member.name_raw()).into_owned();
+                let stem = name
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&name)
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some((prefix, algorithm)) = wanted
+                    .iter()
+                    .find(|(prefix, _)| prefix.eq_ignore_ascii_case(&stem))
+                else {
+                    if let Err(e) = std::io::copy(&mut member, &mut std::io::sink()) {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                    continue;
+                };
+                let mut hasher = algorithm.hasher();
+                let mut buf = vec![0u8; 64 << 10];
+                let outcome = loop {
+                    match member.read(&mut buf) {
+                        Ok(0) => break BasebandOutcome::Hashed(hasher.finish()),
+                        Ok(n) => hasher.update(&buf[..n]),
+                        Err(e) => break BasebandOutcome::Unreadable(e.to_string()),
+                    }
+                };
+                found.insert(prefix.clone(), outcome);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    for prefix in wanted.keys() {
+        found.entry(prefix.clone()).or_insert_with(|| match &failure {
+            Some(why) => BasebandOutcome::Unreadable(why.clone()),
+            None => BasebandOutcome::NotFound,
+        });
+    }
+    found
+}
+
+fn hash_whole_file(
+    bytes: &[u8],
+    algorithms: &[DigestAlgorithm],
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Result<BTreeMap<DigestAlgorithm, Vec<u8>>, EntryError> {
+    let mut hashers: Vec<(DigestAlgorithm, Hasher)> =
+        algorithms.iter().map(|a| (*a, a.hasher())).collect();
+    for chunk in bytes.chunks(4 << 20) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EntryError::Cancelled);
+        }
+        for (_, h) in &mut hashers {
+            h.update(chunk);
+        }
+        progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
+    Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect())
+}
+
+/// Run every job of every plan through one queue, largest first, on the rayon pool.
+///
+/// Largest-first matters: one SHA stream cannot be split, so the OS image bounds the
+/// whole check (FIRMWARE.md §6); starting it first lets the other cores work through
+/// the small entries meanwhile instead of leaving one core alone with it at the end.
+pub fn run_plans(plans: &[VerifyPlan<'_>], progress: &AtomicU64, cancel: &AtomicBool) {
+    let mut queue: Vec<(usize, usize, u64)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(p, plan)| {
+            plan.job_entries
+                .iter()
+                .enumerate()
+                .map(move |(j, job)| (p, j, plan.job_cost(*job)))
+        })
+        .collect();
+    queue.sort_by(|a, b| b.2.cmp(&a.2));
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().min(queue.len()).max(1);
+    rayon::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(p, j, _)) = queue.get(k) else {
+                    break;
+                };
+                plans[p].run_job(j, progress, cancel);
+            });
+        }
+    });
+}
+
+/// Plan, run and judge the verification of one archive.
+pub fn verify(
+    archive: &Archive,
+    identities: &[&BuildIdentity],
+    options: VerifyOptions,
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Verification {
+    let plan = VerifyPlan::new(archive, identities, options);
+    run_plans(std::slice::from_ref(&plan), progress, cancel);
+    plan.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink_digest(request: DigestRequest, container: Container, data: &[u8], step: usize) -> Vec<u8> {
+        let mut sink = Sink::new(request, container, data.len() as u64);
+        let mut at = 0;
+        for chunk in data.chunks(step) {
+            sink.feed(at, chunk);
+            at += chunk.len() as u64;
+        }
+        sink.finish(container).1.primary
+    }
+
+    #[test]
+    fn retag_patch_is_independent_of_chunking() {
+        let mut data = vec![0x30, 0x20, 0x16, 0x04];
+        data.extend_from_slice(b"IM4P\x16\x04dtre");
+        data.extend((0..200u8).collect::<Vec<_>>());
+        let container = img4::classify(&data, data.len() as u64);
+        let req = DigestRequest {
+            algorithm: DigestAlgorithm::Sha384,
+            retag: Some(*b"rdtr"),
+        };
+        let mut patched = data.clone();
+        patched[8..12].copy_from_slice(b"rdtr");
+        let want = DigestAlgorithm::Sha384.digest(&patched);
+        for step in [1, 3, 9, 10, 11, 64, 1000] {
+            assert_eq!(sink_digest(req, container, &data, step), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn digester_handles_files_shorter_than_the_head() {
+        let req = DigestRequest {
+            algorithm: DigestAlgorithm::Sha256,
+            retag: None,
+        };
+        let mut d = Digester::new(vec![req], 0);
+        d.feed(b"");
+        let out = d.finish();
+        assert_eq!(out[&req].primary, DigestAlgorithm::Sha256.digest(b""));
+        let mut d = Digester::new(vec![req], 5);
+        d.feed(b"ab");
+        d.feed(b"cde");
+        assert_eq!(d.finish()[&req].primary, DigestAlgorithm::Sha256.digest(b"abcde"));
+    }
+}
