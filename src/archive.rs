@@ -18,7 +18,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::{Decompress, FlushDecompress, Status};
 use memmap2::Mmap;
@@ -320,7 +319,6 @@ pub struct EntryStream<'a> {
     expected_crc: u32,
     crc: crc32fast::Hasher,
     done: bool,
-    progress: Option<&'a AtomicU64>,
     /// Leftover of the current chunk for the `Read` impl.
     pending: Range<usize>,
     pending_stored: bool,
@@ -361,16 +359,14 @@ impl<'a> EntryStream<'a> {
             expected_crc: entry.crc32,
             crc: crc32fast::Hasher::new(),
             done: false,
-            progress: None,
             pending: 0..0,
             pending_stored: false,
         })
     }
 
-    /// Count consumed (compressed) bytes into `counter` as the stream advances.
-    pub fn with_progress(mut self, counter: &'a AtomicU64) -> Self {
-        self.progress = Some(counter);
-        self
+    /// Raw (compressed) bytes consumed so far: the unit of progress.
+    pub fn consumed(&self) -> u64 {
+        self.pos as u64
     }
 
     /// Bytes of uncompressed output so far.
@@ -397,7 +393,6 @@ impl<'a> EntryStream<'a> {
 
     /// Produce the next chunk; returns its range in `input` (stored) or `out` (deflated).
     fn advance(&mut self) -> Result<Option<(usize, usize, bool)>, EntryError> {
-        let before = self.pos;
         let result = match self.inflater.as_mut() {
             None => {
                 if self.pos == self.input.len() {
@@ -446,9 +441,6 @@ impl<'a> EntryStream<'a> {
                 })
             }
         };
-        if let Some(p) = self.progress {
-            p.fetch_add((self.pos - before) as u64, Ordering::Relaxed);
-        }
         match result {
             Some((start, end, stored)) => {
                 self.produced += (end - start) as u64;

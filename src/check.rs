@@ -165,228 +165,294 @@ fn device_facts(options: &CheckOptions) -> Option<DeviceFacts> {
     })
 }
 
-/// Check an opened IPSW.
+/// Check an opened IPSW: prepare, then hash and ask Apple at the same time, then judge.
 pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progress) -> Report {
-    let manifest = &ipsw.manifest;
-    let archive = &ipsw.archive;
-    let mut problems = Vec::new();
+    let prepared = PreparedCheck::new(ipsw, options);
+    progress
+        .total
+        .store(prepared.plan().total_work(), Ordering::Relaxed);
+    let signing = std::thread::scope(|s| {
+        let signer = s.spawn(|| prepared.sign());
+        verify::run_plans(&[prepared.plan()], &progress.done, &progress.cancel);
+        signer.join().unwrap_or_else(|_| {
+            let mut failed = SigningCheck::skipped("the signing check failed internally");
+            failed.status = signing::SigningStatus::Unknown;
+            failed
+        })
+    });
+    prepared.finish(signing)
+}
 
-    // identify
-    let selection = identify::select(manifest, options.device.as_deref(), options.behavior);
-    let (identities, compatibility) = match selection {
-        Ok(ids) => {
-            let message = match &options.device {
-                Some(boards) => format!(
-                    "{} is supported ({})",
-                    boards[0].product_type,
-                    ids.iter()
-                        .filter_map(|i| i.info.device_class.as_deref())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+/// One file's check after "identify" and before "verify": the identities chosen, the
+/// compatibility verdict and the verification plan. A library scan prepares every file,
+/// runs all plans through one queue, then finishes each.
+pub struct PreparedCheck<'a> {
+    ipsw: &'a OpenedIpsw,
+    options: &'a CheckOptions,
+    identities: Vec<&'a BuildIdentity>,
+    compatibility: CompatibilityCheck,
+    problems: Vec<Problem>,
+    plan: VerifyPlan<'a>,
+}
+
+impl<'a> PreparedCheck<'a> {
+    pub fn new(ipsw: &'a OpenedIpsw, options: &'a CheckOptions) -> Self {
+        let manifest = &ipsw.manifest;
+        let mut problems = Vec::new();
+        let selection = identify::select(manifest, options.device.as_deref(), options.behavior);
+        let (identities, compatibility) = match selection {
+            Ok(ids) => {
+                let message = match &options.device {
+                    Some(boards) => format!(
+                        "{} is supported ({})",
+                        boards[0].product_type,
+                        ids.iter()
+                            .filter_map(|i| i.info.device_class.as_deref())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => "no device given: every customer identity is checked".into(),
+                };
+                let status = if options.device.is_some() {
+                    CheckStatus::Ok
+                } else {
+                    CheckStatus::Skipped
+                };
+                (ids, CompatibilityCheck { status, message })
+            }
+            Err(why) => {
+                problems.push(Problem {
+                    check: "compatibility".into(),
+                    message: why.message.clone(),
+                    hint: Some(why.hint),
+                });
+                // Still check the file's integrity: it may serve another device.
+                (
+                    identify::customer_identities(manifest, options.behavior),
+                    CompatibilityCheck {
+                        status: CheckStatus::Fail,
+                        message: why.message,
+                    },
+                )
+            }
+        };
+        let mut whole_file = Vec::new();
+        if let Some(e) = &options.expected {
+            whole_file.push(e.algorithm);
+        }
+        if !options.signing.offline && !whole_file.contains(&DigestAlgorithm::Sha1) {
+            // ipsw.me publishes Apple's whole-file SHA-1: compute it alongside, at no
+            // cost in wall time, so its answer can be compared.
+            whole_file.push(DigestAlgorithm::Sha1);
+        }
+        let plan = VerifyPlan::new(
+            &ipsw.archive,
+            &identities,
+            VerifyOptions {
+                hash: !options.quick,
+                whole_file,
+            },
+        );
+        PreparedCheck {
+            ipsw,
+            options,
+            identities,
+            compatibility,
+            problems,
+            plan,
+        }
+    }
+
+    pub fn plan(&self) -> &VerifyPlan<'a> {
+        &self.plan
+    }
+
+    pub fn identities(&self) -> &[&'a BuildIdentity] {
+        &self.identities
+    }
+
+    pub fn manifest(&self) -> &'a BuildManifest {
+        &self.ipsw.manifest
+    }
+
+    /// Whether the file is for the device asked about (true when none was given).
+    pub fn is_compatible(&self) -> bool {
+        self.compatibility.status != CheckStatus::Fail
+    }
+
+    /// The product type asked about.
+    pub fn product_type(&self) -> Option<&'static str> {
+        self.options
+            .device
+            .as_ref()
+            .and_then(|d| d.first())
+            .map(|d| d.product_type)
+    }
+
+    /// Ask Apple (and ipsw.me) about the chosen identities.
+    pub fn sign(&self) -> SigningCheck {
+        if self.is_compatible() {
+            signing::check_signing(
+                &self.ipsw.manifest,
+                &self.identities,
+                self.product_type(),
+                &self.options.signing,
+            )
+        } else {
+            SigningCheck::skipped("the file is not for this device")
+        }
+    }
+
+    /// Judge the verification (run by now) and the signing answer into a report.
+    pub fn finish(self, signing: SigningCheck) -> Report {
+        let PreparedCheck {
+            ipsw,
+            options,
+            identities,
+            compatibility,
+            mut problems,
+            plan,
+        } = self;
+        let archive = &ipsw.archive;
+        let manifest = &ipsw.manifest;
+        let verification = plan.finish();
+
+        // archive
+        let crc_failures = verification.damaged_entries.iter().filter(|d| d.crc).count();
+        let mut damage = verification.damaged_entries.clone();
+        if archive.has_duplicate_names() {
+            damage.push(verify::EntryDamage {
+                entry: String::new(),
+                problem: "the central directory names an entry more than once".into(),
+                crc: false,
+            });
+        }
+        for d in &damage {
+            problems.push(Problem {
+                check: "archive".into(),
+                message: if d.entry.is_empty() {
+                    d.problem.clone()
+                } else {
+                    format!("{}: {}", d.entry, d.problem)
+                },
+                hint: Some("the file is corrupt: download it again".into()),
+            });
+        }
+        let archive_check = ArchiveCheck {
+            // With --quick the directory parsed and nothing was read: still "ok".
+            status: if damage.is_empty() {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Fail
+            },
+            entries: archive.entries().len(),
+            crc_failures,
+            damage,
+            crc_checked: verification.entries_checked,
+        };
+
+        // components
+        let failed: Vec<_> = verification
+            .components
+            .iter()
+            .filter(|c| c.status.is_failure())
+            .collect();
+        for c in &failed {
+            let what = match c.status {
+                ComponentStatus::Missing => format!(
+                    "{} is missing: {}",
+                    c.name,
+                    c.path.as_deref().unwrap_or("(no path)")
                 ),
-                None => "no device given: every customer identity is checked".into(),
+                _ => format!(
+                    "{} ({}) does not match the manifest{}",
+                    c.name,
+                    c.path.as_deref().unwrap_or("-"),
+                    c.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
             };
-            let status = if options.device.is_some() {
+            problems.push(Problem {
+                check: "components".into(),
+                message: what,
+                hint: Some(
+                    "the IPSW is incomplete or corrupt: download it again from Apple".into(),
+                ),
+            });
+        }
+        let components = ComponentsCheck {
+            status: if !failed.is_empty() {
+                CheckStatus::Fail
+            } else if verification.hashed {
                 CheckStatus::Ok
             } else {
                 CheckStatus::Skipped
-            };
-            (ids, CompatibilityCheck { status, message })
-        }
-        Err(why) => {
-            problems.push(Problem {
-                check: "compatibility".into(),
-                message: why.message.clone(),
-                hint: Some(why.hint),
-            });
-            // Still check the file's integrity: it may serve another device.
-            (
-                identify::customer_identities(manifest, options.behavior),
-                CompatibilityCheck {
-                    status: CheckStatus::Fail,
-                    message: why.message,
-                },
-            )
-        }
-    };
-    let compatible = compatibility.status != CheckStatus::Fail;
-
-    // verify ∥ sign
-    let mut whole_file = Vec::new();
-    if let Some(e) = &options.expected {
-        whole_file.push(e.algorithm);
-    }
-    if !options.signing.offline && !whole_file.contains(&DigestAlgorithm::Sha1) {
-        // ipsw.me publishes Apple's whole-file SHA-1: compute it alongside, for free
-        // in wall time, so its answer can be compared.
-        whole_file.push(DigestAlgorithm::Sha1);
-    }
-    let verify_options = VerifyOptions {
-        hash: !options.quick,
-        whole_file,
-    };
-    let plan = VerifyPlan::new(archive, &identities, verify_options);
-    progress.total.store(plan.total_work(), Ordering::Relaxed);
-    let product_type = options
-        .device
-        .as_ref()
-        .and_then(|d| d.first())
-        .map(|d| d.product_type);
-    let (verification, signing) = std::thread::scope(|s| {
-        let signer = s.spawn(|| {
-            if compatible {
-                signing::check_signing(manifest, &identities, product_type, &options.signing)
-            } else {
-                SigningCheck::skipped("the file is not for this device")
-            }
-        });
-        verify::run_plans(std::slice::from_ref(&plan), &progress.done, &progress.cancel);
-        let verification = plan.finish();
-        let signing = signer
-            .join()
-            .unwrap_or_else(|_| {
-                let mut failed = SigningCheck::skipped("the signing check failed internally");
-                failed.status = signing::SigningStatus::Unknown;
-                failed
-            });
-        (verification, signing)
-    });
-
-    // archive
-    let crc_failures = verification.damaged_entries.iter().filter(|d| d.crc).count();
-    let mut damage = verification.damaged_entries.clone();
-    if archive.has_duplicate_names() {
-        damage.push(verify::EntryDamage {
-            entry: String::new(),
-            problem: "the central directory names an entry more than once".into(),
-            crc: false,
-        });
-    }
-    for d in &damage {
-        problems.push(Problem {
-            check: "archive".into(),
-            message: if d.entry.is_empty() {
-                d.problem.clone()
-            } else {
-                format!("{}: {}", d.entry, d.problem)
             },
-            hint: Some("the file is corrupt: download it again".into()),
-        });
-    }
-    let archive_check = ArchiveCheck {
-        status: if !damage.is_empty() {
-            CheckStatus::Fail
-        } else if verification.hashed {
-            CheckStatus::Ok
-        } else {
-            // --quick: the directory parsed, nothing was read.
-            CheckStatus::Ok
-        },
-        entries: archive.entries().len(),
-        crc_failures,
-        damage,
-        crc_checked: verification.entries_checked,
-    };
-
-    // components
-    let failed: Vec<_> = verification
-        .components
-        .iter()
-        .filter(|c| c.status.is_failure())
-        .collect();
-    for c in &failed {
-        let what = match c.status {
-            ComponentStatus::Missing => format!(
-                "{} is missing: {}",
-                c.name,
-                c.path.as_deref().unwrap_or("(no path)")
-            ),
-            _ => format!(
-                "{} ({}) does not match the manifest{}",
-                c.name,
-                c.path.as_deref().unwrap_or("-"),
-                c.reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
+            items: verification.components.clone(),
         };
-        problems.push(Problem {
-            check: "components".into(),
-            message: what,
-            hint: Some(
-                "the IPSW is incomplete or corrupt: download it again from Apple".into(),
-            ),
-        });
-    }
-    let components = ComponentsCheck {
-        status: if !failed.is_empty() {
-            CheckStatus::Fail
-        } else if verification.hashed {
-            CheckStatus::Ok
-        } else {
-            CheckStatus::Skipped
-        },
-        items: verification.components.clone(),
-    };
 
-    // whole-file checksum
-    let checksum = checksum_check(options, &signing, &verification.whole_file, &mut problems);
+        let checksum =
+            checksum_check(options, &signing, &verification.whole_file, &mut problems);
 
-    if matches!(
-        signing.status,
-        signing::SigningStatus::NotSigned | signing::SigningStatus::Unknown
-    ) {
-        problems.push(Problem {
-            check: "signing".into(),
-            message: signing.message.clone(),
-            hint: Some(match signing.status {
-                signing::SigningStatus::NotSigned => {
-                    "Apple no longer signs this build: a restore fails with error 3194; use a signed build (`ipswcheck signed --device …`)".into()
-                }
-                _ => "check your connection (`ipswcheck doctor`) and try again".into(),
+        match signing.status {
+            signing::SigningStatus::NotSigned => problems.push(Problem {
+                check: "signing".into(),
+                message: signing.message.clone(),
+                hint: Some(
+                    "Apple no longer signs this build, so a restore fails with error 3194: use a signed build (`ipswcheck signed --device …` lists them)".into(),
+                ),
             }),
-        });
-    }
-    if verification.cancelled {
-        problems.push(Problem {
-            check: "file".into(),
-            message: "the check was interrupted before it finished".into(),
-            hint: None,
-        });
-    }
+            signing::SigningStatus::Unknown => problems.push(Problem {
+                check: "signing".into(),
+                message: signing.message.clone(),
+                hint: Some(
+                    "check the connection to Apple (`ipswcheck doctor`) and try again".into(),
+                ),
+            }),
+            _ => {}
+        }
+        if verification.cancelled {
+            problems.push(Problem {
+                check: "file".into(),
+                message: "the check was interrupted before it finished".into(),
+                hint: None,
+            });
+        }
 
-    let identity = identities.first().map(|i: &&BuildIdentity| IdentityFacts {
-        variant: i.info.variant.clone(),
-        restore_behavior: i.info.restore_behavior.clone(),
-        device_class: i.info.device_class.clone(),
-    });
-    let mut report = Report {
-        schema: SCHEMA,
-        file: archive.path().display().to_string(),
-        size: Some(archive.len()),
-        verdict: Verdict::NotReady,
-        exit_code: 0,
-        firmware: Some(FirmwareFacts {
-            product_version: manifest.product_version.clone(),
-            build: manifest.build.clone(),
-            supported_product_types: manifest.supported_product_types.clone(),
-            beta: manifest.is_beta(),
-        }),
-        device: device_facts(options),
-        identity,
-        checks: Checks {
-            archive: archive_check,
-            compatibility,
-            components,
-            checksum,
-            signing,
-        },
-        predicted_restore_error: None,
-        problems,
-    };
-    report.conclude(false, verification.cancelled);
-    report
+        let identity = identities.first().map(|i| IdentityFacts {
+            variant: i.info.variant.clone(),
+            restore_behavior: i.info.restore_behavior.clone(),
+            device_class: i.info.device_class.clone(),
+        });
+        let mut report = Report {
+            schema: SCHEMA,
+            file: archive.path().display().to_string(),
+            size: Some(archive.len()),
+            verdict: Verdict::NotReady,
+            exit_code: 0,
+            firmware: Some(FirmwareFacts {
+                product_version: manifest.product_version.clone(),
+                build: manifest.build.clone(),
+                supported_product_types: manifest.supported_product_types.clone(),
+                beta: manifest.is_beta(),
+            }),
+            device: device_facts(options),
+            identity,
+            checks: Checks {
+                archive: archive_check,
+                compatibility,
+                components,
+                checksum,
+                signing,
+            },
+            predicted_restore_error: None,
+            problems,
+        };
+        report.conclude(false, verification.cancelled);
+        report
+    }
 }
 
 fn checksum_check(

@@ -152,6 +152,8 @@ pub struct VerifyPlan<'a> {
     options: VerifyOptions,
     outcomes: Vec<OnceLock<JobOutcome>>,
     job_entries: Vec<Option<usize>>,
+    /// Bytes of this plan read so far (per-file progress lines).
+    done: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -267,7 +269,18 @@ impl<'a> VerifyPlan<'a> {
             options,
             outcomes,
             job_entries,
+            done: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes of this plan read so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// The archive this plan verifies.
+    pub fn archive(&self) -> &'a Archive {
+        self.archive
     }
 
     /// Bytes the run will read: compressed sizes of the entries, plus the whole file
@@ -286,7 +299,11 @@ impl<'a> VerifyPlan<'a> {
         }
     }
 
-    fn run_job(&self, job: usize, progress: &AtomicU64, cancel: &AtomicBool) {
+    fn run_job(&self, job: usize, global: &AtomicU64, cancel: &AtomicBool) {
+        let progress = Counters {
+            global,
+            local: &self.done,
+        };
         let outcome = match self.job_entries[job] {
             Some(i) => {
                 let entry = &self.archive.entries()[i];
@@ -735,17 +752,31 @@ impl Digester {
     }
 }
 
+/// The progress counters one job adds to: the whole run's and its plan's.
+#[derive(Clone, Copy)]
+struct Counters<'p> {
+    global: &'p AtomicU64,
+    local: &'p AtomicU64,
+}
+
+impl Counters<'_> {
+    fn add(&self, n: u64) {
+        self.global.fetch_add(n, Ordering::Relaxed);
+        self.local.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 fn process_entry(
     archive: &Archive,
     entry: &Entry,
     work: &EntryWork,
-    progress: &AtomicU64,
+    progress: Counters<'_>,
     cancel: &AtomicBool,
 ) -> JobOutcome {
     let mut digester = Digester::new(work.digests.iter().copied().collect(), entry.size);
     let mut baseband = HashMap::new();
     let mut stream = match archive.stream(entry) {
-        Ok(s) => s.with_progress(progress),
+        Ok(s) => s,
         Err(e) => {
             return JobOutcome::Entry {
                 error: Some(e),
@@ -755,7 +786,7 @@ fn process_entry(
         }
     };
     let result = if work.baseband.is_empty() {
-        stream_digests(&mut stream, &mut digester, cancel)
+        stream_digests(&mut stream, &mut digester, progress, cancel)
     } else {
         let mut tee = Tee {
             stream: &mut stream,
@@ -763,7 +794,7 @@ fn process_entry(
             cancel,
         };
         baseband = hash_baseband_members(&mut tee, &work.baseband);
-        stream_digests(&mut stream, &mut digester, cancel)
+        stream_digests(&mut stream, &mut digester, progress, cancel)
     };
     let complete = !matches!(result, Err(EntryError::Cancelled))
         && (result.is_ok() || stream.produced() > 0 || digester.is_idle());
@@ -782,17 +813,25 @@ fn process_entry(
 fn stream_digests(
     stream: &mut EntryStream<'_>,
     digester: &mut Digester,
+    progress: Counters<'_>,
     cancel: &AtomicBool,
 ) -> Result<(), EntryError> {
-    loop {
+    let mut reported = stream.consumed();
+    let result = loop {
         if cancel.load(Ordering::Relaxed) {
-            return Err(EntryError::Cancelled);
+            break Err(EntryError::Cancelled);
         }
-        match stream.next_chunk()? {
-            Some(chunk) => digester.feed(chunk),
-            None => return Ok(()),
+        match stream.next_chunk() {
+            Ok(Some(chunk)) => digester.feed(chunk),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
-    }
+        let now = stream.consumed();
+        progress.add(now - reported);
+        reported = now;
+    };
+    progress.add(stream.consumed() - reported);
+    result
 }
 
 /// Reads an entry for the baseband parser while feeding the digests of the same pass.
@@ -874,7 +913,7 @@ fn hash_baseband_members(
 fn hash_whole_file(
     bytes: &[u8],
     algorithms: &[DigestAlgorithm],
-    progress: &AtomicU64,
+    progress: Counters<'_>,
     cancel: &AtomicBool,
 ) -> Result<BTreeMap<DigestAlgorithm, Vec<u8>>, EntryError> {
     let mut hashers: Vec<(DigestAlgorithm, Hasher)> =
@@ -886,7 +925,7 @@ fn hash_whole_file(
         for (_, h) in &mut hashers {
             h.update(chunk);
         }
-        progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        progress.add(chunk.len() as u64);
     }
     Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect())
 }
@@ -896,7 +935,7 @@ fn hash_whole_file(
 /// Largest-first matters: one SHA stream cannot be split, so the OS image bounds the
 /// whole check (FIRMWARE.md §6); starting it first lets the other cores work through
 /// the small entries meanwhile instead of leaving one core alone with it at the end.
-pub fn run_plans(plans: &[VerifyPlan<'_>], progress: &AtomicU64, cancel: &AtomicBool) {
+pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &AtomicBool) {
     let mut queue: Vec<(usize, usize, u64)> = plans
         .iter()
         .enumerate()
@@ -932,7 +971,7 @@ pub fn verify(
     cancel: &AtomicBool,
 ) -> Verification {
     let plan = VerifyPlan::new(archive, identities, options);
-    run_plans(std::slice::from_ref(&plan), progress, cancel);
+    run_plans(&[&plan], progress, cancel);
     plan.finish()
 }
 
