@@ -55,7 +55,10 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// Damage (the file was a zip once) as opposed to "this was never an IPSW".
     pub fn is_damage(&self) -> bool {
-        matches!(self, ArchiveError::Truncated | ArchiveError::BrokenDirectory(_))
+        matches!(
+            self,
+            ArchiveError::Truncated | ArchiveError::BrokenDirectory(_)
+        )
     }
 }
 
@@ -111,6 +114,13 @@ pub struct Entry {
 /// An IPSW opened for reading: the mapping plus its parsed central directory.
 pub struct Archive {
     path: PathBuf,
+    /// Kept open to notice changes (size, mtime) made while the check runs.
+    file: File,
+    /// Size and modification time when opened.
+    opened: (u64, Option<std::time::SystemTime>),
+    /// Registered with [`crate::guard`] so a shrinking file cannot crash the process.
+    /// Declared before `map` so it is unregistered before the mapping goes away.
+    guard: crate::guard::Registration,
     map: Mmap,
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
@@ -151,10 +161,18 @@ impl Archive {
         // process truncates the file while we read it, accesses past the new end raise
         // SIGBUS; `guard` turns that into a "file changed during check" report.
         let map = unsafe { Mmap::map(&file) }.map_err(ArchiveError::Unreadable)?;
-        Self::from_map(path.to_path_buf(), map)
+        let guard = crate::guard::register(&map);
+        let opened = (meta.len(), meta.modified().ok());
+        Self::from_map(path.to_path_buf(), file, opened, guard, map)
     }
 
-    fn from_map(path: PathBuf, map: Mmap) -> Result<Archive, ArchiveError> {
+    fn from_map(
+        path: PathBuf,
+        file: File,
+        opened: (u64, Option<std::time::SystemTime>),
+        guard: crate::guard::Registration,
+        map: Mmap,
+    ) -> Result<Archive, ArchiveError> {
         let bytes: &[u8] = &map;
         triage(bytes)?;
         let zip = zip::ZipArchive::new(io::Cursor::new(bytes))
@@ -190,11 +208,35 @@ impl Archive {
             .collect();
         Ok(Archive {
             path,
+            file,
+            opened,
+            guard,
             map,
             entries,
             by_name,
             duplicate_names,
         })
+    }
+
+    /// Whether the file changed since it was opened: it shrank under the mapping
+    /// (see [`crate::guard`]), or its size or modification time differ. Hashes computed
+    /// over a changing file prove nothing, so a check must not report them as verdicts.
+    pub fn changed(&self) -> Option<String> {
+        if self.guard.faulted() {
+            return Some("it shrank while it was being read".into());
+        }
+        let now = self.file.metadata().ok()?;
+        if now.len() != self.opened.0 {
+            return Some(format!(
+                "its size went from {} to {} bytes",
+                self.opened.0,
+                now.len()
+            ));
+        }
+        if now.modified().ok() != self.opened.1 {
+            return Some("it was modified".into());
+        }
+        None
     }
 
     pub fn path(&self) -> &Path {
@@ -276,7 +318,9 @@ fn triage(bytes: &[u8]) -> Result<(), ArchiveError> {
     if bytes.starts_with(LOCAL_HEADER_SIGNATURE) {
         Err(ArchiveError::Truncated)
     } else if bytes.starts_with(EOCD_SIGNATURE) || bytes.starts_with(b"PK\x07\x08") {
-        Err(ArchiveError::BrokenDirectory("no end-of-central-directory record".into()))
+        Err(ArchiveError::BrokenDirectory(
+            "no end-of-central-directory record".into(),
+        ))
     } else {
         Err(ArchiveError::NotAZip)
     }
@@ -285,7 +329,9 @@ fn triage(bytes: &[u8]) -> Result<(), ArchiveError> {
 fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
     let bad = || EntryError::BadLocalHeader(entry.header_offset);
     let start = usize::try_from(entry.header_offset).map_err(|_| bad())?;
-    let header = bytes.get(start..start.checked_add(30).ok_or_else(bad)?).ok_or_else(bad)?;
+    let header = bytes
+        .get(start..start.checked_add(30).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
     if &header[..4] != LOCAL_HEADER_SIGNATURE {
         return Err(bad());
     }

@@ -318,7 +318,11 @@ impl<'a> PreparedCheck<'a> {
         let verification = plan.finish();
 
         // archive
-        let crc_failures = verification.damaged_entries.iter().filter(|d| d.crc).count();
+        let crc_failures = verification
+            .damaged_entries
+            .iter()
+            .filter(|d| d.crc)
+            .count();
         let mut damage = verification.damaged_entries.clone();
         if archive.has_duplicate_names() {
             damage.push(verify::EntryDamage {
@@ -336,6 +340,21 @@ impl<'a> PreparedCheck<'a> {
                     format!("{}: {}", d.entry, d.problem)
                 },
                 hint: Some("the file is corrupt: download it again".into()),
+            });
+        }
+        if let Some(why) = archive.changed() {
+            damage.push(verify::EntryDamage {
+                entry: String::new(),
+                problem: format!("the file changed during the check: {why}"),
+                crc: false,
+            });
+            problems.push(Problem {
+                check: "file".into(),
+                message: format!(
+                    "{} changed during the check: {why}",
+                    archive.path().display()
+                ),
+                hint: Some("wait until the download or copy has finished, then check again".into()),
             });
         }
         let archive_check = ArchiveCheck {
@@ -393,8 +412,7 @@ impl<'a> PreparedCheck<'a> {
             items: verification.components.clone(),
         };
 
-        let checksum =
-            checksum_check(options, &signing, &verification.whole_file, &mut problems);
+        let checksum = checksum_check(options, &signing, &verification.whole_file, &mut problems);
 
         match signing.status {
             signing::SigningStatus::NotSigned => problems.push(Problem {
@@ -494,7 +512,11 @@ fn checksum_check(
                 "the file's {} is {}, but {} says {}",
                 expected.algorithm,
                 to_hex(actual.map(Vec::as_slice).unwrap_or_default()),
-                if source == "user" { "you gave" } else { "ipsw.me" },
+                if source == "user" {
+                    "you gave"
+                } else {
+                    "ipsw.me"
+                },
                 to_hex(&expected.digest)
             ),
             hint: Some("the download is corrupt or a different file: download it again".into()),

@@ -38,7 +38,10 @@ pub fn select<'m>(
 
 /// Every non-Research identity with `behavior`; failing that every non-Research one
 /// (OTA-style manifests carry a single "Software Update" identity).
-pub fn customer_identities(manifest: &BuildManifest, behavior: RestoreBehavior) -> Vec<&BuildIdentity> {
+pub fn customer_identities(
+    manifest: &BuildManifest,
+    behavior: RestoreBehavior,
+) -> Vec<&BuildIdentity> {
     let customer: Vec<&BuildIdentity> = manifest
         .identities
         .iter()
@@ -94,7 +97,14 @@ fn for_device<'m>(
             });
         match pick {
             Some(identity) => chosen.push(*identity),
-            None => return Err(missing_board(manifest, board, behavior, !candidates.is_empty())),
+            None => {
+                return Err(missing_board(
+                    manifest,
+                    board,
+                    behavior,
+                    !candidates.is_empty(),
+                ))
+            }
         }
     }
     Ok(chosen)
@@ -173,7 +183,9 @@ fn missing_board(
     );
     let hint = if other_behavior_exists {
         match behavior {
-            RestoreBehavior::Update => "the file can restore this board with Erase: drop --update".into(),
+            RestoreBehavior::Update => {
+                "the file can restore this board with Erase: drop --update".into()
+            }
             RestoreBehavior::Erase => "the file can only update this board: add --update".into(),
         }
     } else {

@@ -13,6 +13,7 @@ pub mod device;
 pub mod digest;
 pub mod exit;
 pub mod fixture;
+pub mod guard;
 pub mod identify;
 pub mod img4;
 pub mod manifest;

@@ -205,7 +205,10 @@ fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
                     "source": "ipsw.me",
                     "builds": builds,
                 });
-                println!("{}", serde_json::to_string_pretty(&doc).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).expect("serializable")
+                );
             } else if !output.quiet {
                 println!(
                     "Builds ipsw.me reports as signed for {} ({}) — ipsw.me's word, not Apple's; \
@@ -214,7 +217,12 @@ fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
                     product_type
                 );
                 for b in &builds {
-                    println!("  {} ({})  {}", b.version, b.buildid, b.url.as_deref().unwrap_or(""));
+                    println!(
+                        "  {} ({})  {}",
+                        b.version,
+                        b.buildid,
+                        b.url.as_deref().unwrap_or("")
+                    );
                 }
                 if builds.is_empty() {
                     println!("  (none)");

@@ -209,7 +209,10 @@ impl Report {
         let code = ExitCode::first_in_restore_order(codes);
         // The error a restore would end in is that of the first problem it meets; a
         // file for another device is refused before any numbered error.
-        let restore_error = errors.iter().find(|(c, _)| *c == code).and_then(|(_, e)| *e);
+        let restore_error = errors
+            .iter()
+            .find(|(c, _)| *c == code)
+            .and_then(|(_, e)| *e);
         self.exit_code = code.code();
         self.verdict = match code {
             ExitCode::Ready => Verdict::Ready,
@@ -253,7 +256,11 @@ impl Report {
                     let _ = writeln!(out, "      {}", p.message);
                 }
                 if list.len() > limit {
-                    let _ = writeln!(out, "      … and {} more (-v lists them all)", list.len() - limit);
+                    let _ = writeln!(
+                        out,
+                        "      … and {} more (-v lists them all)",
+                        list.len() - limit
+                    );
                 }
             }
             let mut hints: Vec<&str> = Vec::new();

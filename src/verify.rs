@@ -286,10 +286,7 @@ impl<'a> VerifyPlan<'a> {
     /// Bytes the run will read: compressed sizes of the entries, plus the whole file
     /// once when a whole-file digest was asked for. The unit of the progress counter.
     pub fn total_work(&self) -> u64 {
-        self.job_entries
-            .iter()
-            .map(|job| self.job_cost(*job))
-            .sum()
+        self.job_entries.iter().map(|job| self.job_cost(*job)).sum()
     }
 
     fn job_cost(&self, job: Option<usize>) -> u64 {
@@ -333,8 +330,9 @@ impl<'a> VerifyPlan<'a> {
                     by_entry.insert(*i, outcome);
                 }
                 (None, Some(JobOutcome::WholeFile(Ok(digests)))) => v.whole_file = digests.clone(),
-                (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled))))
-                | (_, None) => v.cancelled = true,
+                (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled)))) | (_, None) => {
+                    v.cancelled = true
+                }
                 (None, Some(_)) => {}
             }
         }
@@ -360,7 +358,10 @@ impl<'a> VerifyPlan<'a> {
             let algorithm = match &check.rule {
                 Rule::Digest(req) => Some(req.algorithm),
                 Rule::BasebandMember { algorithm, .. } => Some(*algorithm),
-                _ => check.expected.as_deref().and_then(|d| DigestAlgorithm::from_digest_len(d.len())),
+                _ => check
+                    .expected
+                    .as_deref()
+                    .and_then(|d| DigestAlgorithm::from_digest_len(d.len())),
             };
             let mut finding = ComponentFinding {
                 name: check.name.clone(),
@@ -378,7 +379,10 @@ impl<'a> VerifyPlan<'a> {
                     // One missing .bbfw is one missing component, not one per member.
                     finding.name = "BasebandFirmware".into();
                     finding.expected = None;
-                    if v.components.iter().any(|c| c.name == finding.name && c.path == finding.path) {
+                    if v.components
+                        .iter()
+                        .any(|c| c.name == finding.name && c.path == finding.path)
+                    {
                         continue;
                     }
                 }
@@ -423,7 +427,7 @@ fn judge_digest(
     req: DigestRequest,
     outcome: Option<&&JobOutcome>,
 ) {
-    let Some(JobOutcome::Entry { error, digests, .. }) = outcome.map(|o| *o) else {
+    let Some(JobOutcome::Entry { error, digests, .. }) = outcome.copied() else {
         finding.status = ComponentStatus::Unverifiable;
         finding.reason = Some("the check was cancelled before this file was hashed".into());
         return;
@@ -486,7 +490,10 @@ fn judge_baseband(
     prefix: &str,
     outcome: Option<&&JobOutcome>,
 ) {
-    let Some(JobOutcome::Entry { error, baseband, .. }) = outcome.map(|o| *o) else {
+    let Some(JobOutcome::Entry {
+        error, baseband, ..
+    }) = outcome.copied()
+    else {
         finding.status = ComponentStatus::Unverifiable;
         finding.reason = Some("the check was cancelled before this file was hashed".into());
         return;
@@ -573,7 +580,9 @@ fn rules_for(c: &ManifestComponent) -> Vec<(String, Option<Vec<u8>>, Rule)> {
         };
     };
     if c.path.is_none() {
-        return one(Rule::Skip("the manifest gives no file for this Digest".into()));
+        return one(Rule::Skip(
+            "the manifest gives no file for this Digest".into(),
+        ));
     }
     let Some(algorithm) = DigestAlgorithm::from_digest_len(digest.len()) else {
         return one(Rule::Unverifiable(format!(
@@ -616,11 +625,7 @@ impl Sink {
             Container::Img3 {
                 signed_start,
                 signed_end,
-            } => (
-                signed_start,
-                signed_end,
-                Some(request.algorithm.hasher()),
-            ),
+            } => (signed_start, signed_end, Some(request.algorithm.hasher())),
             _ => (0, total, None),
         };
         Sink {
@@ -748,7 +753,10 @@ impl Digester {
             self.start_sinks();
         }
         let container = self.container.unwrap_or(Container::Raw);
-        self.sinks.into_iter().map(|s| s.finish(container)).collect()
+        self.sinks
+            .into_iter()
+            .map(|s| s.finish(container))
+            .collect()
     }
 }
 
@@ -902,10 +910,12 @@ fn hash_baseband_members(
         }
     }
     for prefix in wanted.keys() {
-        found.entry(prefix.clone()).or_insert_with(|| match &failure {
-            Some(why) => BasebandOutcome::Unreadable(why.clone()),
-            None => BasebandOutcome::NotFound,
-        });
+        found
+            .entry(prefix.clone())
+            .or_insert_with(|| match &failure {
+                Some(why) => BasebandOutcome::Unreadable(why.clone()),
+                None => BasebandOutcome::NotFound,
+            });
     }
     found
 }
@@ -946,7 +956,7 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
                 .map(move |(j, job)| (p, j, plan.job_cost(*job)))
         })
         .collect();
-    queue.sort_by(|a, b| b.2.cmp(&a.2));
+    queue.sort_by_key(|&(_, _, cost)| std::cmp::Reverse(cost));
     let next = AtomicUsize::new(0);
     let workers = rayon::current_num_threads().min(queue.len()).max(1);
     rayon::scope(|s| {
@@ -979,7 +989,12 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    fn sink_digest(request: DigestRequest, container: Container, data: &[u8], step: usize) -> Vec<u8> {
+    fn sink_digest(
+        request: DigestRequest,
+        container: Container,
+        data: &[u8],
+        step: usize,
+    ) -> Vec<u8> {
         let mut sink = Sink::new(request, container, data.len() as u64);
         let mut at = 0;
         for chunk in data.chunks(step) {
@@ -1003,7 +1018,11 @@ mod tests {
         patched[8..12].copy_from_slice(b"rdtr");
         let want = DigestAlgorithm::Sha384.digest(&patched);
         for step in [1, 3, 9, 10, 11, 64, 1000] {
-            assert_eq!(sink_digest(req, container, &data, step), want, "step {step}");
+            assert_eq!(
+                sink_digest(req, container, &data, step),
+                want,
+                "step {step}"
+            );
         }
     }
 
@@ -1020,6 +1039,9 @@ mod tests {
         let mut d = Digester::new(vec![req], 5);
         d.feed(b"ab");
         d.feed(b"cde");
-        assert_eq!(d.finish()[&req].primary, DigestAlgorithm::Sha256.digest(b"abcde"));
+        assert_eq!(
+            d.finish()[&req].primary,
+            DigestAlgorithm::Sha256.digest(b"abcde")
+        );
     }
 }

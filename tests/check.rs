@@ -34,7 +34,11 @@ fn assert_ready(report: &ipswcheck::report::Report) {
 }
 
 fn flip_byte(path: &Path, offset: u64) {
-    let mut f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
     let mut b = [0u8];
     f.read_exact(&mut b).unwrap();
@@ -67,28 +71,41 @@ fn the_sample_is_ready_for_both_of_its_devices() {
         .iter()
         .filter_map(|i| i.reason.clone())
         .collect();
-    assert!(reasons.iter().any(|r| r.contains("retagged")), "{reasons:?}");
     assert!(
-        report
-            .checks
-            .components
-            .items
-            .iter()
-            .any(|i| i.name.starts_with("BasebandFirmware:") && i.status == ComponentStatus::Ok)
+        reasons.iter().any(|r| r.contains("retagged")),
+        "{reasons:?}"
     );
+    assert!(report
+        .checks
+        .components
+        .items
+        .iter()
+        .any(|i| i.name.starts_with("BasebandFirmware:") && i.status == ComponentStatus::Ok));
     for skipped in ["SE,UpdatePayload", "ftap"] {
-        assert_eq!(status_of(&report, skipped), ComponentStatus::Skipped, "{skipped}");
+        assert_eq!(
+            status_of(&report, skipped),
+            ComponentStatus::Skipped,
+            "{skipped}"
+        );
     }
-    assert!(
-        report.checks.components.items.iter().any(|i| i.status == ComponentStatus::Skipped
-            && i.reason.as_deref().unwrap_or("").contains("IsFTAB")),
-    );
+    assert!(report
+        .checks
+        .components
+        .items
+        .iter()
+        .any(|i| i.status == ComponentStatus::Skipped
+            && i.reason.as_deref().unwrap_or("").contains("IsFTAB")),);
 }
 
 #[test]
 fn the_committed_sample_is_ready_from_the_command_line() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.ipsw");
-    let (code, out, err) = run(&[sample.to_str().unwrap(), "--device", "iPhone9,3", "--offline"]);
+    let (code, out, err) = run(&[
+        sample.to_str().unwrap(),
+        "--device",
+        "iPhone9,3",
+        "--offline",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("READY: sample.ipsw"), "{out}");
     assert!(out.contains("signing was not checked"), "{out}");
@@ -114,7 +131,10 @@ fn a9_two_boards_sha1_and_fallback_retag_table() {
     let (path, _) = build(&IpswSpec::a9_sample(), dir.path(), "a9.ipsw");
     let report = check(&path, &options(Some("iPhone8,1")));
     assert_ready(&report);
-    assert_eq!(report.device.as_ref().unwrap().boards, vec!["n71ap", "n71map"]);
+    assert_eq!(
+        report.device.as_ref().unwrap().boards,
+        vec!["n71ap", "n71map"]
+    );
     assert!(report
         .checks
         .components
@@ -187,7 +207,12 @@ fn truncated_downloads_are_damage_not_not_a_zip() {
         let t = dir.path().join(format!("cut-{cut}.ipsw"));
         std::fs::write(&t, &bytes[..cut]).unwrap();
         let report = check(&t, &options(Some("iPhone9,3")));
-        assert_eq!(report.exit_code, ExitCode::ArchiveDamaged.code(), "cut at {cut}: {}", report.render(true));
+        assert_eq!(
+            report.exit_code,
+            ExitCode::ArchiveDamaged.code(),
+            "cut at {cut}: {}",
+            report.render(true)
+        );
         assert_eq!(report.checks.archive.status, CheckStatus::Fail);
         assert_eq!(report.predicted_restore_error.as_deref(), Some("14"));
         assert!(report.render(false).contains("truncated"), "cut at {cut}");
@@ -206,7 +231,10 @@ fn unreadable_inputs_are_exit_3_with_one_clear_line() {
     let plain_zip = dir.path().join("photos.zip");
     zip_entries(&plain_zip, &[("a.jpg", vec![1, 2, 3])]);
     let bad_manifest = dir.path().join("badmanifest.ipsw");
-    zip_entries(&bad_manifest, &[("BuildManifest.plist", b"<plist><dict><key>x".to_vec())]);
+    zip_entries(
+        &bad_manifest,
+        &[("BuildManifest.plist", b"<plist><dict><key>x".to_vec())],
+    );
     for (path, words) in [
         (&not_zip, "not a zip"),
         (&empty, "empty"),
@@ -219,7 +247,10 @@ fn unreadable_inputs_are_exit_3_with_one_clear_line() {
         assert_eq!(code, 3, "{}: {out}{err}", path.display());
         let first = out.lines().next().unwrap();
         assert!(first.contains(words), "{first}");
-        assert!(first.contains(path.file_name().unwrap().to_str().unwrap()), "{first}");
+        assert!(
+            first.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{first}"
+        );
         assert!(err.is_empty(), "{err}");
     }
 }
@@ -228,10 +259,15 @@ fn unreadable_inputs_are_exit_3_with_one_clear_line() {
 fn crc_failure_in_an_entry_no_component_names_is_archive_damage() {
     let dir = tempfile::tempdir().unwrap();
     let (path, layout) = build(&IpswSpec::sample(), dir.path(), "s.ipsw");
-    let name = &layout.unreferenced[0];
+    let name = layout
+        .unreferenced
+        .iter()
+        .find(|n| n.as_str() != "Restore.plist")
+        .expect("an entry no component names");
     let entry = layout.entry(name).unwrap();
-    assert_eq!(entry.method, 0, "{name} should be stored so a flip is a pure CRC failure");
-    flip_byte(&path, entry.data_offset + entry.compressed_size / 2);
+    // Change the CRC the central directory records (offset 16 of the header): the data
+    // is intact and inflates, only its checksum disagrees.
+    flip_byte(&path, entry.central_header_offset + 16);
     let report = check(&path, &options(Some("iPhone9,3")));
     assert_eq!(report.exit_code, ExitCode::ArchiveDamaged.code());
     assert_eq!(report.checks.archive.crc_failures, 1);
@@ -264,7 +300,10 @@ fn a_missing_component_is_exit_11_and_predicts_error_11() {
     assert_eq!(report.exit_code, ExitCode::ComponentFailure.code());
     assert_eq!(report.predicted_restore_error.as_deref(), Some("11"));
     assert_eq!(status_of(&report, "KernelCache"), ComponentStatus::Missing);
-    assert_eq!(status_of(&report, "RestoreKernelCache"), ComponentStatus::Missing);
+    assert_eq!(
+        status_of(&report, "RestoreKernelCache"),
+        ComponentStatus::Missing
+    );
     assert_eq!(report.checks.archive.status, CheckStatus::Ok);
 }
 
@@ -290,18 +329,30 @@ fn whole_file_checksums_are_compared() {
     let sha256 = DigestAlgorithm::Sha256.digest(&bytes);
 
     let mut o = options(Some("iPhone9,3"));
-    o.expected = Some(ExpectedChecksum { algorithm: DigestAlgorithm::Sha1, digest: sha1.clone() });
+    o.expected = Some(ExpectedChecksum {
+        algorithm: DigestAlgorithm::Sha1,
+        digest: sha1.clone(),
+    });
     let r = check(&path, &o);
     assert_ready(&r);
     assert_eq!(r.checks.checksum.status, CheckStatus::Ok);
-    assert_eq!(r.checks.checksum.actual.as_deref(), Some(to_hex(&sha1).as_str()));
+    assert_eq!(
+        r.checks.checksum.actual.as_deref(),
+        Some(to_hex(&sha1).as_str())
+    );
 
     let mut wrong = sha256.clone();
     wrong[0] ^= 1;
-    o.expected = Some(ExpectedChecksum { algorithm: DigestAlgorithm::Sha256, digest: wrong });
+    o.expected = Some(ExpectedChecksum {
+        algorithm: DigestAlgorithm::Sha256,
+        digest: wrong,
+    });
     let r = check(&path, &o);
     assert_eq!(r.exit_code, ExitCode::ChecksumMismatch.code());
-    assert_eq!(r.checks.checksum.actual.as_deref(), Some(to_hex(&sha256).as_str()));
+    assert_eq!(
+        r.checks.checksum.actual.as_deref(),
+        Some(to_hex(&sha256).as_str())
+    );
 
     let p = path.to_str().unwrap();
     let (code, _, _) = run(&[p, "--offline", "--sha1", &to_hex(&sha1).to_uppercase()]);
@@ -337,14 +388,23 @@ fn several_failures_exit_with_the_first_a_restore_meets() {
     let r = check(&path, &options(Some("iPhone10,6")));
     assert_eq!(r.exit_code, ExitCode::WrongDevice.code());
     let checks: Vec<&str> = r.problems.iter().map(|p| p.check.as_str()).collect();
-    assert!(checks.contains(&"compatibility") && checks.contains(&"archive"), "{checks:?}");
+    assert!(
+        checks.contains(&"compatibility") && checks.contains(&"archive"),
+        "{checks:?}"
+    );
 }
 
 #[test]
 fn json_report_follows_the_documented_contract() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = build(&IpswSpec::sample(), dir.path(), "s.ipsw");
-    let (code, out, _) = run(&[path.to_str().unwrap(), "--device", "iPhone9,3", "--offline", "--json"]);
+    let (code, out, _) = run(&[
+        path.to_str().unwrap(),
+        "--device",
+        "iPhone9,3",
+        "--offline",
+        "--json",
+    ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["schema"], 1);
@@ -358,20 +418,40 @@ fn json_report_follows_the_documented_contract() {
     assert_eq!(v["device"]["chip_id"], "0x8010");
     assert_eq!(v["device"]["board_id"], "0x0C");
     assert_eq!(v["identity"]["restore_behavior"], "Erase");
-    for check in ["archive", "compatibility", "components", "checksum", "signing"] {
+    for check in [
+        "archive",
+        "compatibility",
+        "components",
+        "checksum",
+        "signing",
+    ] {
         assert!(v["checks"][check]["status"].is_string(), "{check}");
     }
     assert!(v["checks"]["archive"]["entries"].as_u64().unwrap() > 10);
     assert_eq!(v["checks"]["archive"]["crc_failures"], 0);
     assert_eq!(v["checks"]["signing"]["status"], "skipped");
     let item = &v["checks"]["components"]["items"][0];
-    for field in ["name", "path", "algorithm", "status", "expected", "actual", "reason"] {
+    for field in [
+        "name",
+        "path",
+        "algorithm",
+        "status",
+        "expected",
+        "actual",
+        "reason",
+    ] {
         assert!(item.get(field).is_some(), "{field} missing in {item}");
     }
     assert!(v["predicted_restore_error"].is_null());
     assert_eq!(v["problems"].as_array().unwrap().len(), 0);
 
-    let (code, out, err) = run(&[path.to_str().unwrap(), "--device", "iPhone10,6", "--offline", "--quiet"]);
+    let (code, out, err) = run(&[
+        path.to_str().unwrap(),
+        "--device",
+        "iPhone10,6",
+        "--offline",
+        "--quiet",
+    ]);
     assert_eq!((code, out.as_str(), err.as_str()), (20, "", ""));
 }
 
@@ -379,7 +459,10 @@ fn json_report_follows_the_documented_contract() {
 fn usage_errors_are_exit_2_with_suggestions() {
     let (code, _, err) = run(&["x.ipsw", "--device", "iphone9,9"]);
     assert_eq!(code, 2);
-    assert!(err.contains("iPhone9,3") && err.contains("ipswcheck devices"), "{err}");
+    assert!(
+        err.contains("iPhone9,3") && err.contains("ipswcheck devices"),
+        "{err}"
+    );
     let (code, _, err) = run(&["x.ipsw", "--device", "iPhone8,1", "--board", "d10ap"]);
     assert_eq!(code, 2, "{err}");
     let (code, _, _) = run(&["--no-such-flag"]);
