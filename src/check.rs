@@ -414,6 +414,19 @@ impl<'a> PreparedCheck<'a> {
 
         let checksum = checksum_check(options, &signing, &verification.whole_file, &mut problems);
 
+        for r in &signing.hosts_redirects {
+            problems.push(Problem {
+                check: "signing".into(),
+                message: format!(
+                    "{} line {} sends gs.apple.com to {} (`{}`): the restore cannot reach Apple's signing server and fails with error 3194",
+                    options.signing.hosts_file.display(),
+                    r.line,
+                    r.address,
+                    r.entry
+                ),
+                hint: Some("remove or comment out that line (it needs administrator rights), then restore".into()),
+            });
+        }
         match signing.status {
             signing::SigningStatus::NotSigned => problems.push(Problem {
                 check: "signing".into(),

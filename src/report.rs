@@ -198,6 +198,11 @@ impl Report {
         if c.checksum.status == CheckStatus::Fail {
             note(ExitCode::ChecksumMismatch, Some("14"));
         }
+        // A hosts-file redirect of gs.apple.com fails the restore's signing step with
+        // 3194 whatever Apple would answer: same class as "not signed".
+        if !c.signing.hosts_redirects.is_empty() {
+            note(ExitCode::NotSigned, Some("3194"));
+        }
         match c.signing.status {
             SigningStatus::NotSigned => note(ExitCode::NotSigned, Some("3194")),
             SigningStatus::Unknown => note(ExitCode::SigningUnknown, None),
@@ -327,6 +332,9 @@ impl Report {
             ExitCode::WrongDevice => format!(
                 "NOT READY: {name} ({firmware}) is not for the {}: Finder would refuse it as \"not compatible\"",
                 device.unwrap_or_default()
+            ),
+            ExitCode::NotSigned if self.checks.signing.status != SigningStatus::NotSigned => format!(
+                "NOT READY: {name}{target}: the hosts file redirects gs.apple.com, so a restore would fail with error 3194"
             ),
             ExitCode::NotSigned => format!(
                 "NOT READY: Apple no longer signs {firmware}{target}: a restore would fail with error 3194"

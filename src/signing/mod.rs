@@ -22,7 +22,7 @@
 //! - **A hosts-file line redirecting `gs.apple.com`** (left over from old jailbreak tools)
 //!   makes every restore fail with 3194 even for signed builds: we look for it ([`hosts`]).
 //! - **Bounded in time and memory**: `timeout` bounds a whole query including retries;
-//!   answers larger than 8 MiB are refused ([`http`]).
+//!   answers larger than 8 MiB are refused (see `http.rs`).
 //!
 //! Answers are cached per (UniqueBuildID, chip, board) for an hour ([`cache`]); a
 //! [`SigningSession`] additionally asks at most once per key for its whole life, so a

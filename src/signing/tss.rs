@@ -215,7 +215,8 @@ impl TssAnswer {
                     .as_deref()
                     .unwrap_or("but no ticket in the answer"),
             ),
-            94 | 69 => Some("this build is not signed for this board"),
+            // Apple's own message says it ("This device isn't eligible …").
+            94 | 69 => None,
             8 | 49 => Some("Apple rejected the request (a baseband problem, not a signing answer)"),
             100 | 126 => Some("Apple found the request malformed"),
             128 => Some("Apple did not issue a ticket for this request"),

@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -120,7 +119,13 @@ impl FakeServer {
 
     /// A server playing both Apple (TSS) and ipsw.me.
     pub fn apple_and_ipswme(tss: Reply, ipswme: Reply) -> Self {
-        Self::start(move |r| if r.is_tss() { tss.clone() } else { ipswme.clone() })
+        Self::start(move |r| {
+            if r.is_tss() {
+                tss.clone()
+            } else {
+                ipswme.clone()
+            }
+        })
     }
 
     pub fn tss_url(&self) -> String {
@@ -136,11 +141,17 @@ impl FakeServer {
     }
 
     pub fn tss_requests(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(Recorded::is_tss).collect()
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_tss)
+            .collect()
     }
 
     pub fn ipswme_requests(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| !r.is_tss()).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.is_tss())
+            .collect()
     }
 }
 
@@ -152,7 +163,6 @@ impl Drop for FakeServer {
         }
     }
 }
-
 
 /// A server that accepts connections and never answers.
 pub struct SilentServer {
@@ -174,6 +184,20 @@ impl SilentServer {
         });
         SilentServer { addr, _held: held }
     }
+}
+
+/// A server that answers every connection at once with plain HTTP, whatever it was sent:
+/// a TLS client gets bytes that are not a TLS handshake.
+pub fn plain_http_responder() -> SocketAddr {
+    use std::io::Write as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    addr
 }
 
 /// A loopback port with nothing listening (bound, then released).
@@ -245,7 +269,10 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing (CI=true: reference data is required)", path.display());
+        panic!(
+            "{} is missing (CI=true: reference data is required)",
+            path.display()
+        );
     }
     eprintln!("skipped: {} is not available", path.display());
     None
@@ -259,7 +286,11 @@ pub fn shared_manifest(rel: &str) -> Option<BuildManifest> {
 /// A small manifest for `product_type` with one Erase identity per board
 /// `(device_class, chip_id, board_id)`. Its components exercise every rule of the request
 /// builder: what goes in, what is skipped, and the empty Digest of a Trusted entry.
-pub fn synthetic_manifest(build: &str, product_type: &str, boards: &[(&str, u32, u32)]) -> BuildManifest {
+pub fn synthetic_manifest(
+    build: &str,
+    product_type: &str,
+    boards: &[(&str, u32, u32)],
+) -> BuildManifest {
     let component = |digest: Option<u8>, trusted: Option<bool>, info: Dictionary| {
         let mut d = Dictionary::new();
         if let Some(b) = digest {
@@ -289,23 +320,57 @@ pub fn synthetic_manifest(build: &str, product_type: &str, boards: &[(&str, u32,
         .enumerate()
         .map(|(n, (class, chip, board))| {
             let mut m = Dictionary::new();
-            let mut ibss = component(Some(1), Some(true), info(Some("Firmware/dfu/iBSS.im4p"), true, false));
+            let mut ibss = component(
+                Some(1),
+                Some(true),
+                info(Some("Firmware/dfu/iBSS.im4p"), true, false),
+            );
             ibss.as_dictionary_mut()
                 .unwrap()
                 .insert("BuildString".into(), "iBoot-7459.102.5~1".into());
             m.insert("iBSS".into(), ibss);
-            m.insert("OS".into(), component(Some(2), Some(true), info(Some("os.dmg"), false, false)));
-            m.insert("AOP".into(), component(Some(3), Some(false), info(Some("aop.im4p"), true, false)));
-            m.insert("ftap".into(), component(None, Some(true), info(None, true, false)));
-            m.insert("Diags".into(), component(Some(4), Some(true), info(Some("diag.im4p"), true, false)));
-            m.insert("BaseSystem".into(), component(Some(5), Some(true), info(Some("bs.dmg"), true, false)));
-            m.insert("Ap,ExclaveOS".into(), component(Some(6), Some(true), info(Some("x.im4p"), true, false)));
-            m.insert("SE,UpdatePayload".into(), component(Some(7), Some(true), info(Some("se.bin"), true, false)));
-            m.insert("Rap,RTKitOS".into(), component(Some(8), Some(true), info(Some("ftab.bin"), true, true)));
-            m.insert("Loose".into(), component(Some(9), None, info(Some("loose.bin"), false, false)));
+            m.insert(
+                "OS".into(),
+                component(Some(2), Some(true), info(Some("os.dmg"), false, false)),
+            );
+            m.insert(
+                "AOP".into(),
+                component(Some(3), Some(false), info(Some("aop.im4p"), true, false)),
+            );
+            m.insert(
+                "ftap".into(),
+                component(None, Some(true), info(None, true, false)),
+            );
+            m.insert(
+                "Diags".into(),
+                component(Some(4), Some(true), info(Some("diag.im4p"), true, false)),
+            );
+            m.insert(
+                "BaseSystem".into(),
+                component(Some(5), Some(true), info(Some("bs.dmg"), true, false)),
+            );
+            m.insert(
+                "Ap,ExclaveOS".into(),
+                component(Some(6), Some(true), info(Some("x.im4p"), true, false)),
+            );
+            m.insert(
+                "SE,UpdatePayload".into(),
+                component(Some(7), Some(true), info(Some("se.bin"), true, false)),
+            );
+            m.insert(
+                "Rap,RTKitOS".into(),
+                component(Some(8), Some(true), info(Some("ftab.bin"), true, true)),
+            );
+            m.insert(
+                "Loose".into(),
+                component(Some(9), None, info(Some("loose.bin"), false, false)),
+            );
             let mut bb = Dictionary::new();
             bb.insert("PSI-PartialDigest".into(), Value::Data(vec![0; 28]));
-            bb.insert("Info".into(), Value::Dictionary(info(Some("bb.bbfw"), false, false)));
+            bb.insert(
+                "Info".into(),
+                Value::Dictionary(info(Some("bb.bbfw"), false, false)),
+            );
             m.insert("BasebandFirmware".into(), Value::Dictionary(bb));
 
             let mut id = Dictionary::new();
@@ -315,7 +380,10 @@ pub fn synthetic_manifest(build: &str, product_type: &str, boards: &[(&str, u32,
             id.insert("UniqueBuildID".into(), Value::Data(vec![n as u8 + 1; 20]));
             id.insert("Ap,OSLongVersion".into(), format!("15.4.{build}").into());
             id.insert("BbChipID".into(), Value::Integer(0x1a0e1u64.into()));
-            id.insert("BbProvisioningManifestKeyHash".into(), Value::Data(vec![1; 32]));
+            id.insert(
+                "BbProvisioningManifestKeyHash".into(),
+                Value::Data(vec![1; 32]),
+            );
             let mut idinfo = Dictionary::new();
             idinfo.insert("DeviceClass".into(), (*class).into());
             idinfo.insert("RestoreBehavior".into(), "Erase".into());
