@@ -516,6 +516,17 @@ impl<'a> EntryStream<'a> {
         }
     }
 
+    /// Bytes produced for the [`Read`] impl but not yet read out; taking them lets a
+    /// caller switch from `read` back to [`EntryStream::next_chunk`] without losing any.
+    pub fn take_pending(&mut self) -> &[u8] {
+        let range = std::mem::replace(&mut self.pending, 0..0);
+        if self.pending_stored {
+            &self.input[range]
+        } else {
+            &self.out[range]
+        }
+    }
+
     /// Read and discard the rest of the entry, so its size and CRC get checked.
     pub fn drain(&mut self) -> Result<(), EntryError> {
         self.pending = 0..0;

@@ -21,7 +21,10 @@ pub const HEAD_LEN: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
     /// A bare IM4P; `type_offset` is where its 4-byte payload type sits.
-    Im4p { type_offset: usize, payload_type: [u8; 4] },
+    Im4p {
+        type_offset: usize,
+        payload_type: [u8; 4],
+    },
     /// An IMG4 wrapping an IM4P that spans `im4p_start .. im4p_end`.
     Img4 {
         im4p_start: u64,
@@ -216,7 +219,7 @@ mod tests {
             }
         );
         let head = im4p_head(&[0x20], b"krnl");
-        assert_eq!(classify(&head, 100).payload_type(), Some((8, *b"krnl")));
+        assert_eq!(classify(&head, 100).payload_type(), Some((10, *b"krnl")));
     }
 
     #[test]

@@ -59,11 +59,13 @@ impl BuildManifest {
         let identities_raw = f.required_array("BuildIdentities")?;
         let mut identities = Vec::with_capacity(identities_raw.len());
         for (index, value) in identities_raw.iter().enumerate() {
-            let dict = value.as_dictionary().ok_or_else(|| ManifestError::WrongType {
-                file: BUILD_MANIFEST,
-                key: format!("BuildIdentities[{index}]"),
-                expected: "dictionary",
-            })?;
+            let dict = value
+                .as_dictionary()
+                .ok_or_else(|| ManifestError::WrongType {
+                    file: BUILD_MANIFEST,
+                    key: format!("BuildIdentities[{index}]"),
+                    expected: "dictionary",
+                })?;
             identities.push(BuildIdentity::from_dict(index, dict)?);
         }
         Ok(BuildManifest {
@@ -276,7 +278,10 @@ impl ManifestComponent {
         tss_fields.remove("Info");
         ManifestComponent {
             name: name.to_owned(),
-            digest: entry.get("Digest").and_then(Value::as_data).map(<[u8]>::to_vec),
+            digest: entry
+                .get("Digest")
+                .and_then(Value::as_data)
+                .map(<[u8]>::to_vec),
             trusted: entry.get("Trusted").and_then(Value::as_boolean),
             path: info_str("Path"),
             img4_payload_type: info_str("Img4PayloadType"),
@@ -470,8 +475,10 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_not_a_plist() {
+    fn garbage_is_not_a_manifest() {
         let err = BuildManifest::from_bytes(b"\x00\x01garbage").unwrap_err();
+        assert!(err.to_string().starts_with("BuildManifest.plist"), "{err}");
+        let err = BuildManifest::from_bytes(b"<plist><dict><key>a").unwrap_err();
         assert!(matches!(err, ManifestError::NotAPlist { .. }), "{err}");
     }
 
@@ -482,7 +489,10 @@ mod tests {
         let mut buf = Vec::new();
         Value::Dictionary(d).to_writer_xml(&mut buf).unwrap();
         let err = BuildManifest::from_bytes(&buf).unwrap_err();
-        assert_eq!(err.to_string(), "BuildManifest.plist has no BuildIdentities");
+        assert_eq!(
+            err.to_string(),
+            "BuildManifest.plist has no BuildIdentities"
+        );
     }
 
     #[test]

@@ -802,6 +802,8 @@ fn process_entry(
             cancel,
         };
         baseband = hash_baseband_members(&mut tee, &work.baseband);
+        // What the inner-zip parser left in the read buffer still belongs to the digests.
+        digester.feed(stream.take_pending());
         stream_digests(&mut stream, &mut digester, progress, cancel)
     };
     let complete = !matches!(result, Err(EntryError::Cancelled))
@@ -824,7 +826,8 @@ fn stream_digests(
     progress: Counters<'_>,
     cancel: &AtomicBool,
 ) -> Result<(), EntryError> {
-    let mut reported = stream.consumed();
+    // Count from the start of the entry: a baseband pass may already have read some.
+    let mut reported = 0;
     let result = loop {
         if cancel.load(Ordering::Relaxed) {
             break Err(EntryError::Cancelled);
@@ -860,6 +863,9 @@ impl Read for Tee<'_, '_> {
     }
 }
 
+/// The most bytes one `.bbfw` member may inflate to (real ones are a few megabytes).
+const MAX_BASEBAND_MEMBER: u64 = 1 << 30;
+
 /// Hash the `.bbfw` members named by `*-DownloadDigest` keys, reading the inner zip
 /// front to back (its local headers) so the outer entry is still read only once.
 /// A member is identified by its file stem: `ACDB` → `acdb.mbn` (verified on Mav21).
@@ -885,21 +891,36 @@ fn hash_baseband_members(
                     .iter()
                     .find(|(prefix, _)| prefix.eq_ignore_ascii_case(&stem))
                 else {
-                    if let Err(e) = std::io::copy(&mut member, &mut std::io::sink()) {
-                        failure = Some(e.to_string());
-                        break;
-                    }
+                    // Dropping a streamed member skips its compressed bytes without
+                    // inflating them (the `zip` crate drains the raw reader).
+                    drop(member);
                     continue;
                 };
                 let mut hasher = algorithm.hasher();
                 let mut buf = vec![0u8; 64 << 10];
+                let mut total = 0u64;
                 let outcome = loop {
                     match member.read(&mut buf) {
                         Ok(0) => break BasebandOutcome::Hashed(hasher.finish()),
-                        Ok(n) => hasher.update(&buf[..n]),
+                        Ok(n) => {
+                            total += n as u64;
+                            if total > MAX_BASEBAND_MEMBER {
+                                // Real members are a few MB; the outer entry is bounded by
+                                // its declared size, but an inner member is not.
+                                break BasebandOutcome::Unreadable(format!(
+                                    "{name} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
+                                ));
+                            }
+                            hasher.update(&buf[..n]);
+                        }
                         Err(e) => break BasebandOutcome::Unreadable(e.to_string()),
                     }
                 };
+                if matches!(outcome, BasebandOutcome::Unreadable(_)) {
+                    found.insert(prefix.clone(), outcome);
+                    failure = Some("a member could not be read".into());
+                    break;
+                }
                 found.insert(prefix.clone(), outcome);
             }
             Ok(None) => break,
@@ -938,6 +959,27 @@ fn hash_whole_file(
         progress.add(chunk.len() as u64);
     }
     Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect())
+}
+
+/// Job-level access for a scheduler that feeds many plans through its own queue (the
+/// library scan's sliding window, `scan.rs`): job `j` of `0..job_count()` reads
+/// `job_size(j)` bytes; [`run_plans`] is the same thing for a fixed set of plans.
+impl VerifyPlan<'_> {
+    /// How many jobs the plan has (entries to read, plus the whole-file digest).
+    pub fn job_count(&self) -> usize {
+        self.job_entries.len()
+    }
+
+    /// Bytes job `job` reads (its queue priority).
+    pub fn job_size(&self, job: usize) -> u64 {
+        self.job_cost(self.job_entries[job])
+    }
+
+    /// Run job `job`, adding the bytes read to `progress` (and to [`VerifyPlan::done`]).
+    /// Each job is run at most once; its outcome is kept for [`VerifyPlan::finish`].
+    pub fn run_one(&self, job: usize, progress: &AtomicU64, cancel: &AtomicBool) {
+        self.run_job(job, progress, cancel)
+    }
 }
 
 /// Run every job of every plan through one queue, largest first, on the rayon pool.
@@ -1015,7 +1057,8 @@ mod tests {
             retag: Some(*b"rdtr"),
         };
         let mut patched = data.clone();
-        patched[8..12].copy_from_slice(b"rdtr");
+        assert_eq!(container.payload_type(), Some((10, *b"dtre")));
+        patched[10..14].copy_from_slice(b"rdtr");
         let want = DigestAlgorithm::Sha384.digest(&patched);
         for step in [1, 3, 9, 10, 11, 64, 1000] {
             assert_eq!(
