@@ -472,6 +472,20 @@ fn judge_digest(
             if d.primary == expected {
                 finding.status = ComponentStatus::Ok;
                 finding.reason = retag_note;
+            } else if error.is_none()
+                && finding
+                    .path
+                    .as_deref()
+                    .is_some_and(|p| p.ends_with(".aea"))
+            {
+                // iOS 18+ ships the root filesystem as an Apple Encrypted Archive. No real
+                // file here shows whether its Digest covers the encrypted file or the image
+                // inside it, so a difference is no proof of damage (the zip CRC-32 of the
+                // same bytes still is).
+                finding.status = ComponentStatus::Unverifiable;
+                finding.reason = Some(
+                    "AEA-encrypted image: its hash differs, and Apple's digest may cover the decrypted image; the zip CRC-32 decides its integrity".into(),
+                );
             } else {
                 finding.status = ComponentStatus::Mismatch;
                 finding.reason = Some(match (error, retag_note) {
