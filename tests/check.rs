@@ -484,3 +484,73 @@ fn devices_lists_matching_rows() {
     let (code, _, _) = run(&["devices", "zzzz-nothing"]);
     assert_eq!(code, 2);
 }
+
+/// A one-identity manifest for iPhone9,3 whose components are `(name, path, digest)`.
+fn tiny_manifest(components: &[(&str, &str, Vec<u8>)]) -> Vec<u8> {
+    use plist::{Dictionary, Value};
+    let mut manifest = Dictionary::new();
+    for (name, path, digest) in components {
+        let mut info = Dictionary::new();
+        info.insert("Path".into(), Value::String(path.to_string()));
+        let mut entry = Dictionary::new();
+        entry.insert("Digest".into(), Value::Data(digest.clone()));
+        entry.insert("Info".into(), Value::Dictionary(info));
+        manifest.insert(name.to_string(), Value::Dictionary(entry));
+    }
+    let mut info = Dictionary::new();
+    info.insert("DeviceClass".into(), "d101ap".into());
+    info.insert("RestoreBehavior".into(), "Erase".into());
+    info.insert("Variant".into(), "Customer Erase Install (IPSW)".into());
+    let mut identity = Dictionary::new();
+    identity.insert("ApChipID".into(), "0x8010".into());
+    identity.insert("ApBoardID".into(), "0x0C".into());
+    identity.insert("Info".into(), Value::Dictionary(info));
+    identity.insert("Manifest".into(), Value::Dictionary(manifest));
+    let mut root = Dictionary::new();
+    root.insert("ProductVersion".into(), "26.0".into());
+    root.insert("ProductBuildVersion".into(), "23A341".into());
+    root.insert(
+        "SupportedProductTypes".into(),
+        Value::Array(vec!["iPhone9,3".into()]),
+    );
+    root.insert(
+        "BuildIdentities".into(),
+        Value::Array(vec![Value::Dictionary(identity)]),
+    );
+    let mut out = Vec::new();
+    Value::Dictionary(root).to_writer_xml(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn an_aea_image_that_differs_is_unverifiable_but_a_plain_dmg_is_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipsw = dir.path().join("aea.ipsw");
+    let wrong = DigestAlgorithm::Sha384.digest(b"not the content");
+    let manifest = tiny_manifest(&[
+        ("OS", "043-88161-074.dmg.aea", wrong.clone()),
+        ("RestoreRamDisk", "043-87893-081.dmg", wrong),
+        (
+            "Cryptex1,AppOS",
+            "043-87832-082.dmg",
+            DigestAlgorithm::Sha384.digest(b"app os"),
+        ),
+    ]);
+    zip_entries(
+        &ipsw,
+        &[
+            ("BuildManifest.plist", manifest),
+            ("043-88161-074.dmg.aea", b"AEA1 encrypted bytes".to_vec()),
+            ("043-87893-081.dmg", b"ramdisk".to_vec()),
+            ("043-87832-082.dmg", b"app os".to_vec()),
+        ],
+    );
+    let report = check(&ipsw, &options(Some("iPhone9,3")));
+    assert_eq!(status_of(&report, "OS"), ComponentStatus::Unverifiable);
+    assert_eq!(
+        status_of(&report, "RestoreRamDisk"),
+        ComponentStatus::Mismatch
+    );
+    assert_eq!(status_of(&report, "Cryptex1,AppOS"), ComponentStatus::Ok);
+    assert_eq!(report.exit_code, ExitCode::ComponentFailure.code());
+}
