@@ -265,12 +265,13 @@ fn crc_failure_in_an_entry_no_component_names_is_archive_damage() {
         .find(|n| n.as_str() != "Restore.plist")
         .expect("an entry no component names");
     let entry = layout.entry(name).unwrap();
-    // Change the CRC the central directory records (offset 16 of the header): the data
-    // is intact and inflates, only its checksum disagrees.
+    // Change the CRC both headers record (offset 14 of the local header, 16 of the
+    // central one): the data is intact and inflates, only its checksum disagrees.
+    flip_byte(&path, entry.local_header_offset + 14);
     flip_byte(&path, entry.central_header_offset + 16);
     let report = check(&path, &options(Some("iPhone9,3")));
     assert_eq!(report.exit_code, ExitCode::ArchiveDamaged.code());
-    assert_eq!(report.checks.archive.crc_failures, 1);
+    assert_eq!(report.checks.archive.crc_failures, 1, "{:?}", report.checks.archive.damage);
     assert_eq!(report.checks.archive.damage[0].entry, *name);
     assert_eq!(report.checks.components.status, CheckStatus::Ok);
     assert_eq!(report.predicted_restore_error.as_deref(), Some("14"));
