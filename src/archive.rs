@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +26,9 @@ const EOCD_SIGNATURE: &[u8; 4] = b"PK\x05\x06";
 const LOCAL_HEADER_SIGNATURE: &[u8; 4] = b"PK\x03\x04";
 /// The end record is 22 bytes plus a comment of at most 65535 bytes.
 const EOCD_SEARCH_WINDOW: usize = 22 + 65535;
-/// Stored data is handed out in slices of this size (progress and cancellation granularity).
-const STORED_CHUNK: usize = 1 << 20;
+/// Stored data is handed out in slices of this size (progress and cancellation granularity;
+/// `verify::run_plan_as_written` waits for this much ahead of a stored entry's reader).
+pub(crate) const STORED_CHUNK: usize = 1 << 20;
 /// Inflated data is produced into a buffer of this size.
 const INFLATE_CHUNK: usize = 256 << 10;
 
@@ -67,6 +68,8 @@ impl ArchiveError {
 pub enum EntryError {
     #[error("its local header at offset {0} is missing or damaged")]
     BadLocalHeader(u64),
+    #[error("its local header disagrees with the central directory about its {0}")]
+    LocalHeaderMismatch(&'static str),
     #[error("its data runs past the end of the file")]
     OutOfBounds,
     #[error("it uses compression method {0}, which IPSWs never use")]
@@ -112,16 +115,24 @@ pub struct Entry {
 }
 
 /// An IPSW opened for reading: the mapping plus its parsed central directory.
+///
+/// [`Archive::from_directory`] makes one with a directory but no data (a remote file
+/// whose directory was read with range requests): [`Archive::bytes`] is then empty, so
+/// only checks that never read entry data (`--quick`) can run on it.
 pub struct Archive {
     path: PathBuf,
-    /// Kept open to notice changes (size, mtime) made while the check runs.
-    file: File,
+    /// Kept open to notice changes (size, mtime) made while the check runs; `None` for a
+    /// directory read from elsewhere.
+    file: Option<File>,
     /// Size and modification time when opened.
     opened: (u64, Option<std::time::SystemTime>),
     /// Registered with [`crate::guard`] so a shrinking file cannot crash the process.
     /// Declared before `map` so it is unregistered before the mapping goes away.
     guard: crate::guard::Registration,
-    map: Mmap,
+    /// `None` when only the directory is known ([`Archive::from_directory`]).
+    map: Option<Mmap>,
+    /// Size of the whole file, mapped or not.
+    len: u64,
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
     /// Directory records that repeat a name (the `zip` crate keeps one of each).
@@ -132,7 +143,7 @@ impl std::fmt::Debug for Archive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Archive")
             .field("path", &self.path)
-            .field("len", &self.map.len())
+            .field("len", &self.len)
             .field("entries", &self.entries.len())
             .finish()
     }
@@ -174,8 +185,90 @@ impl Archive {
         map: Mmap,
     ) -> Result<Archive, ArchiveError> {
         let bytes: &[u8] = &map;
-        triage(bytes)?;
-        let zip = zip::ZipArchive::new(io::Cursor::new(bytes))
+        let eocd = triage(bytes)?;
+        let (entries, duplicate_names) = Self::read_directory(io::Cursor::new(bytes))?;
+        check_layout(bytes, eocd, &entries)?;
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Ok(Archive {
+            path,
+            file: Some(file),
+            opened,
+            guard,
+            len: map.len() as u64,
+            map: Some(map),
+            entries,
+            by_name,
+            duplicate_names: usize::from(duplicate_names),
+        })
+    }
+
+    /// An archive over a copy of `bytes` (an anonymous mapping), checked exactly as
+    /// [`Archive::open`] checks a file; [`Archive::changed`] is always `None`. For the
+    /// fuzz targets (`fuzz/`) and tests, which have bytes rather than files.
+    pub fn from_bytes(label: impl Into<PathBuf>, bytes: &[u8]) -> Result<Archive, ArchiveError> {
+        if bytes.is_empty() {
+            return Err(ArchiveError::Empty);
+        }
+        let mut anon = memmap2::MmapMut::map_anon(bytes.len()).map_err(ArchiveError::Unreadable)?;
+        anon.copy_from_slice(bytes);
+        let map = anon.make_read_only().map_err(ArchiveError::Unreadable)?;
+        let eocd = triage(&map)?;
+        let (entries, duplicate_names) = Self::read_directory(io::Cursor::new(&map[..]))?;
+        check_layout(&map, eocd, &entries)?;
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Ok(Archive {
+            path: label.into(),
+            file: None,
+            opened: (map.len() as u64, None),
+            // Anonymous memory cannot shrink under us: no guard slot needed.
+            guard: crate::guard::register(&[]),
+            len: map.len() as u64,
+            map: Some(map),
+            entries,
+            by_name,
+            duplicate_names: usize::from(duplicate_names),
+        })
+    }
+
+    /// An archive whose central directory was read elsewhere (a remote file read with
+    /// range requests) and whose data is not mapped: `len` is the whole file's size,
+    /// [`Archive::bytes`] is empty and [`Archive::changed`] is always `None`.
+    pub fn from_directory(
+        label: impl Into<PathBuf>,
+        len: u64,
+        entries: Vec<Entry>,
+        duplicate_names: bool,
+    ) -> Archive {
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        Archive {
+            path: label.into(),
+            file: None,
+            opened: (len, None),
+            guard: crate::guard::register(&[]),
+            map: None,
+            len,
+            entries,
+            by_name,
+            duplicate_names: usize::from(duplicate_names),
+        }
+    }
+
+    /// Parse a central directory with the `zip` crate: the entries, and whether some
+    /// name appears more than once.
+    pub fn read_directory<R: Read + Seek>(reader: R) -> Result<(Vec<Entry>, bool), ArchiveError> {
+        let zip = zip::ZipArchive::new(reader)
             .map_err(|e| ArchiveError::BrokenDirectory(e.to_string()))?;
         let metadata = zip.metadata();
         let mut entries = Vec::with_capacity(metadata.len());
@@ -200,22 +293,7 @@ impl Archive {
                 is_dir: e.is_dir(),
             });
         }
-        let duplicate_names = usize::from(metadata.has_duplicate_names());
-        let by_name = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect();
-        Ok(Archive {
-            path,
-            file,
-            opened,
-            guard,
-            map,
-            entries,
-            by_name,
-            duplicate_names,
-        })
+        Ok((entries, metadata.has_duplicate_names()))
     }
 
     /// Whether the file changed since it was opened: it shrank under the mapping
@@ -225,7 +303,7 @@ impl Archive {
         if self.guard.faulted() {
             return Some("it shrank while it was being read".into());
         }
-        let now = self.file.metadata().ok()?;
+        let now = self.file.as_ref()?.metadata().ok()?;
         if now.len() != self.opened.0 {
             return Some(format!(
                 "its size went from {} to {} bytes",
@@ -243,17 +321,23 @@ impl Archive {
         &self.path
     }
 
-    /// The whole file, as mapped.
+    /// The whole file, as mapped (empty when the data is not mapped, see
+    /// [`Archive::from_directory`]).
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the data is mapped ([`Archive::open`]) or only the directory is known.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
     }
 
     pub fn len(&self) -> u64 {
-        self.map.len() as u64
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -299,21 +383,23 @@ impl Archive {
     }
 }
 
-/// Decide quickly between "not a zip", "a cut-off zip" and "a zip to parse".
-fn triage(bytes: &[u8]) -> Result<(), ArchiveError> {
+/// Decide quickly between "not a zip", "a cut-off zip" and "a zip to parse"; for the
+/// last, the offset of the end-of-central-directory record.
+fn triage(bytes: &[u8]) -> Result<usize, ArchiveError> {
     let window_start = bytes.len().saturating_sub(EOCD_SEARCH_WINDOW);
     let tail = &bytes[window_start..];
-    let has_end_record = tail.windows(4).rev().enumerate().any(|(back, w)| {
+    let end_record = tail.windows(4).rev().enumerate().find_map(|(back, w)| {
         // The comment length must reach exactly to the end of the file, which rules out
         // a stray signature inside compressed data.
         let pos = tail.len() - 4 - back;
-        w == EOCD_SIGNATURE
+        (w == EOCD_SIGNATURE
             && tail.len() >= pos + 22
             && pos + 22 + u16::from_le_bytes([tail[pos + 20], tail[pos + 21]]) as usize
-                == tail.len()
+                == tail.len())
+        .then_some(window_start + pos)
     });
-    if has_end_record {
-        return Ok(());
+    if let Some(pos) = end_record {
+        return Ok(pos);
     }
     if bytes.starts_with(LOCAL_HEADER_SIGNATURE) {
         Err(ArchiveError::Truncated)
@@ -324,6 +410,94 @@ fn triage(bytes: &[u8]) -> Result<(), ArchiveError> {
     } else {
         Err(ArchiveError::NotAZip)
     }
+}
+
+/// What the `zip` crate tolerates but an IPSW never has, checked once the directory is
+/// parsed (after the crate's own checks, whose messages come first):
+///
+/// - end records that put the central directory anywhere but right before themselves
+///   (a size or offset past the end of the file, a zip64 locator pointing nowhere);
+/// - entries that share bytes with each other or run into the central directory.
+///   Apple's never do; a crafted archive whose directory records all point into the same
+///   compressed data (an "overlapping" zip bomb: a 10 MB file declaring petabytes) would
+///   otherwise have the check inflate the same bytes once per record, without bound.
+///   Each entry spans its local header to the end of its data; entries whose local
+///   header cannot be read are left to be reported as damaged when they are read.
+fn check_layout(bytes: &[u8], eocd: usize, entries: &[Entry]) -> Result<(), ArchiveError> {
+    let directory = directory_span(bytes, eocd)?;
+    let mut spans: Vec<(u64, u64, usize)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.header_offset, raw_range(bytes, e).ok()?.end as u64, i)))
+        .collect();
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+        if start < end {
+            return Err(ArchiveError::BrokenDirectory(format!(
+                "entries {:?} and {:?} overlap (Apple's archives never share bytes between entries: a crafted file?)",
+                entries[a].name, entries[b].name
+            )));
+        }
+    }
+    if let Some(&(_, end, i)) = spans.iter().max_by_key(|s| s.1) {
+        if end > directory.start {
+            return Err(ArchiveError::BrokenDirectory(format!(
+                "entry {:?} runs into the central directory",
+                entries[i].name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where the end records say the central directory is. It must end where they begin:
+/// the zip64 end record when there is one (found through its locator, right before the
+/// end record), else the end record. Returns the directory's byte range.
+fn directory_span(bytes: &[u8], eocd: usize) -> Result<Range<u64>, ArchiveError> {
+    let broken = |why: String| ArchiveError::BrokenDirectory(why);
+    let le = |at: usize, n: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(n)?)?;
+        Some(b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    let (entries, size, offset) = (
+        le(eocd + 10, 2).unwrap_or(0),
+        le(eocd + 12, 4).unwrap_or(0),
+        le(eocd + 16, 4).unwrap_or(0),
+    );
+    let zip64 = entries == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF;
+    let (end, size, offset) = if zip64 {
+        let locator = eocd
+            .checked_sub(20)
+            .filter(|&l| bytes.get(l..l + 4) == Some(b"PK\x06\x07"))
+            .ok_or_else(|| broken("its end record needs a zip64 end record, but there is no zip64 locator before it".into()))?;
+        let at = le(locator + 8, 8).unwrap_or(u64::MAX);
+        let record = usize::try_from(at)
+            .ok()
+            .filter(|&z| {
+                z.checked_add(56).is_some_and(|e| e <= locator)
+                    && bytes.get(z..z + 4) == Some(b"PK\x06\x06")
+            })
+            .ok_or_else(|| {
+                broken(format!(
+                    "the zip64 locator points to offset {at}, where there is no zip64 end record"
+                ))
+            })?;
+        (
+            record,
+            le(record + 40, 8).unwrap_or(u64::MAX),
+            le(record + 48, 8).unwrap_or(u64::MAX),
+        )
+    } else {
+        (eocd, size, offset)
+    };
+    let end = end as u64;
+    if size > end || offset.checked_add(size).is_none_or(|e| e > end) {
+        return Err(broken(format!(
+            "the end record puts a {size}-byte central directory at offset {offset}, beyond its own position {end}"
+        )));
+    }
+    Ok(end - size..end)
 }
 
 fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
@@ -346,6 +520,53 @@ fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
         return Err(EntryError::OutOfBounds);
     }
     Ok(data_start..data_end)
+}
+
+/// The local header repeats the name, method, flags and (without a data descriptor) the
+/// CRC-32 and sizes of the central record; they must agree. Readers that walk local
+/// headers (streaming unzip, some restore tools) would otherwise see another archive
+/// than the one verified. Checked when an entry is read, so its header is there to read.
+fn check_local_header(bytes: &[u8], entry: &Entry) -> Result<(), EntryError> {
+    let at = entry.header_offset as usize;
+    let field = |off: usize, n: usize| -> u64 {
+        bytes[at + off..at + off + n]
+            .iter()
+            .rev()
+            .fold(0u64, |v, &x| (v << 8) | u64::from(x))
+    };
+    let name_len = field(26, 2) as usize;
+    let name = bytes
+        .get(at + 30..at + 30 + name_len)
+        .ok_or(EntryError::BadLocalHeader(entry.header_offset))?;
+    let mismatch = |what| Err(EntryError::LocalHeaderMismatch(what));
+    if String::from_utf8_lossy(name) != entry.name {
+        return mismatch("name");
+    }
+    let method = match entry.method {
+        Method::Stored => 0,
+        Method::Deflated => 8,
+        Method::Other(m) => m,
+    };
+    if field(8, 2) != u64::from(method) {
+        return mismatch("compression method");
+    }
+    let flags = field(6, 2);
+    if (flags & 1 != 0) != entry.encrypted {
+        return mismatch("encryption");
+    }
+    if flags & 8 == 0 {
+        if field(14, 4) != u64::from(entry.crc32) {
+            return mismatch("CRC-32");
+        }
+        // 0xFFFFFFFF: the size is in the local zip64 extra field.
+        let (csize, usize) = (field(18, 4), field(22, 4));
+        if (csize != 0xFFFF_FFFF && csize != entry.compressed_size)
+            || (usize != 0xFFFF_FFFF && usize != entry.size)
+        {
+            return mismatch("size");
+        }
+    }
+    Ok(())
 }
 
 /// The uncompressed bytes of one entry, chunk by chunk, with CRC-32 and size checked.
@@ -376,6 +597,7 @@ impl<'a> EntryStream<'a> {
             return Err(EntryError::Encrypted);
         }
         let range = raw_range(bytes, entry)?;
+        check_local_header(bytes, entry)?;
         let inflater = match entry.method {
             Method::Stored => {
                 if entry.compressed_size != entry.size {
@@ -469,6 +691,13 @@ impl<'a> EntryStream<'a> {
                     produced_now = (inflater.total_out() - out_before) as usize;
                     self.pos += consumed;
                     match status {
+                        Status::StreamEnd if self.pos < self.input.len() => {
+                            // The directory's compressed size is not this stream's.
+                            return Err(EntryError::Inflate(format!(
+                                "the deflate stream ends {} bytes before the compressed size the directory declares",
+                                self.input.len() - self.pos
+                            )));
+                        }
                         Status::StreamEnd => ended = true,
                         Status::Ok | Status::BufError => {
                             if consumed == 0 && produced_now == 0 {

@@ -76,7 +76,23 @@ pub enum OpenError {
 impl OpenError {
     /// Whether the failure is damage to a zip (exit 10) rather than "not an IPSW" (3).
     pub fn is_damage(&self) -> bool {
-        matches!(self, OpenError::Archive(e) if e.is_damage())
+        use crate::archive::EntryError as E;
+        match self {
+            OpenError::Archive(e) => e.is_damage(),
+            // The manifest entry is there but its bytes are broken (a cut-off or corrupt
+            // download): damage, like any other entry's CRC failure.
+            OpenError::ManifestUnreadable(e) => matches!(
+                e,
+                E::BadLocalHeader(_)
+                    | E::LocalHeaderMismatch(_)
+                    | E::OutOfBounds
+                    | E::Inflate(_)
+                    | E::LargerThanDeclared(_)
+                    | E::ShorterThanDeclared { .. }
+                    | E::Crc { .. }
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -89,7 +105,18 @@ pub fn open_ipsw(path: &Path) -> Result<OpenedIpsw, OpenError> {
     let bytes = archive
         .read_small(entry, MAX_PLIST_BYTES)
         .map_err(OpenError::ManifestUnreadable)?;
-    let manifest = BuildManifest::from_bytes(&bytes)?;
+    let manifest = BuildManifest::from_bytes(&bytes).map_err(|e| {
+        if archive.has_duplicate_names() {
+            // The zip crate keeps one record per name, maybe not the manifest a restore
+            // would read: a damaged (or crafted) directory, not "not an IPSW".
+            OpenError::Archive(ArchiveError::BrokenDirectory(format!(
+                "the central directory names an entry more than once, and the \
+                 BuildManifest.plist it keeps does not parse ({e})"
+            )))
+        } else {
+            e.into()
+        }
+    })?;
     let restore = archive
         .entry("Restore.plist")
         .and_then(|e| archive.read_small(e, MAX_PLIST_BYTES).ok())
@@ -135,6 +162,7 @@ pub fn unreadable_report(path: &Path, options: &CheckOptions, error: &OpenError)
         schema: SCHEMA,
         file: path.display().to_string(),
         size,
+        bytes_fetched: None,
         verdict: Verdict::NotReady,
         exit_code: 0,
         firmware: None,
@@ -303,8 +331,40 @@ impl<'a> PreparedCheck<'a> {
         }
     }
 
+    /// Ask through a shared [`signing::SigningSession`] (a library scan: one TSS query
+    /// per distinct identity across all files, answers shared with the on-disk cache).
+    pub fn sign_with(&self, session: &signing::SigningSession) -> SigningCheck {
+        if self.is_compatible() {
+            session.check(&self.ipsw.manifest, &self.identities, self.product_type())
+        } else {
+            SigningCheck::skipped("the file is not for this device")
+        }
+    }
+
     /// Judge the verification (run by now) and the signing answer into a report.
     pub fn finish(self, signing: SigningCheck) -> Report {
+        self.conclude(None, signing).0
+    }
+
+    /// [`PreparedCheck::finish`], also handing back the verification findings (what the
+    /// scan's verified-results cache stores).
+    pub fn finish_keeping(self, signing: SigningCheck) -> (Report, verify::Verification) {
+        let (report, fresh) = self.conclude(None, signing);
+        (report, fresh.unwrap_or_default())
+    }
+
+    /// Like [`PreparedCheck::finish`], with the findings of an earlier complete
+    /// verification of the same unchanged file (the scan's verified-results cache)
+    /// instead of running the plan.
+    pub fn finish_with(self, verification: &verify::Verification, signing: SigningCheck) -> Report {
+        self.conclude(Some(verification), signing).0
+    }
+
+    fn conclude(
+        self,
+        earlier: Option<&verify::Verification>,
+        signing: SigningCheck,
+    ) -> (Report, Option<verify::Verification>) {
         let PreparedCheck {
             ipsw,
             options,
@@ -315,7 +375,14 @@ impl<'a> PreparedCheck<'a> {
         } = self;
         let archive = &ipsw.archive;
         let manifest = &ipsw.manifest;
-        let verification = plan.finish();
+        let fresh = match earlier {
+            Some(_) => None,
+            None => Some(plan.finish()),
+        };
+        let verification = match earlier {
+            Some(v) => v,
+            None => fresh.as_ref().expect("the plan was finished above"),
+        };
 
         // archive
         let crc_failures = verification
@@ -328,6 +395,20 @@ impl<'a> PreparedCheck<'a> {
             damage.push(verify::EntryDamage {
                 entry: String::new(),
                 problem: "the central directory names an entry more than once".into(),
+                crc: false,
+            });
+        }
+        for e in archive
+            .entries()
+            .iter()
+            .filter(|e| escapes_archive(&e.name))
+        {
+            damage.push(verify::EntryDamage {
+                entry: e.name.clone(),
+                problem: "its name is absolute or climbs out with `..`: Apple never writes \
+                          such names, and a tool that unpacks this file could write outside \
+                          its folder"
+                    .into(),
                 crc: false,
             });
         }
@@ -348,14 +429,21 @@ impl<'a> PreparedCheck<'a> {
                 problem: format!("the file changed during the check: {why}"),
                 crc: false,
             });
-            problems.push(Problem {
-                check: "file".into(),
-                message: format!(
-                    "{} changed during the check: {why}",
-                    archive.path().display()
-                ),
-                hint: Some("wait until the download or copy has finished, then check again".into()),
-            });
+            // First: every other finding may be an effect of the change, and the
+            // headline shows the first problem of a damaged file.
+            problems.insert(
+                0,
+                Problem {
+                    check: "file".into(),
+                    message: format!(
+                        "{} changed during the check: {why}",
+                        archive.path().display()
+                    ),
+                    hint: Some(
+                        "wait until the download or copy has finished, then check again".into(),
+                    ),
+                },
+            );
         }
         let archive_check = ArchiveCheck {
             // With --quick the directory parsed and nothing was read: still "ok".
@@ -461,6 +549,7 @@ impl<'a> PreparedCheck<'a> {
             schema: SCHEMA,
             file: archive.path().display().to_string(),
             size: Some(archive.len()),
+            bytes_fetched: None,
             verdict: Verdict::NotReady,
             exit_code: 0,
             firmware: Some(FirmwareFacts {
@@ -482,8 +571,19 @@ impl<'a> PreparedCheck<'a> {
             problems,
         };
         report.conclude(false, verification.cancelled);
-        report
+        (report, fresh)
     }
+}
+
+/// An entry name that is absolute (`/x`, `\\x`, `C:x`) or has a `..` component. Such
+/// names are harmless to ipswcheck, which never writes entries out, but not to tools
+/// that unpack an IPSW to restore it ("zip slip").
+fn escapes_archive(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    name.starts_with('/')
+        || name.starts_with('\\')
+        || (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':')
+        || name.split(['/', '\\']).any(|part| part == "..")
 }
 
 fn checksum_check(

@@ -46,12 +46,132 @@ pub enum Command {
         #[command(flatten)]
         network: NetworkArgs,
     },
+    /// Check a whole firmware library: every IPSW under the given folders (found by
+    /// content, not by extension). Exit 0 when every file passed, 1 when any failed,
+    /// 2 usage, 3 when a given path cannot be read, 130 interrupted.
+    Scan(ScanArgs),
+    /// Download an IPSW, checking it first by range requests (device, signing), then
+    /// verifying every component and the whole-file SHA-1 as the bytes arrive; the file
+    /// is saved under FILE only when every check passed. Resumes FILE.part.
+    Fetch(FetchArgs),
+}
+
+/// `ipswcheck fetch URL -o FILE`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The http:// or https:// URL of the IPSW.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Where to save it (default: the URL's file name in the current directory).
+    /// Never replaced if it exists; the download goes to FILE.part until verified.
+    #[arg(long = "output", short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).
+    #[arg(long, short = 'd')]
+    pub device: Option<String>,
+
+    /// The board, where a product type has two (iPhone8,1: n71ap or n71map).
+    #[arg(long, requires = "device")]
+    pub board: Option<String>,
+
+    /// Check the Update identity (keeps data) instead of the Erase identity (restore).
+    #[arg(long)]
+    pub update: bool,
+
+    /// Expected SHA-1 of the whole file (as Apple and ipsw.me publish it).
+    #[arg(long, value_name = "HEX", conflicts_with = "sha256")]
+    pub sha1: Option<String>,
+
+    /// Expected SHA-256 of the whole file.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+
+    /// Keep a download that fails a check, as FILE.failed (default: delete it).
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Reconnections, each resuming where the transfer broke, before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Worker threads for hashing (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `ipswcheck scan PATH…`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Folders (walked recursively, following links) and files to check.
+    #[arg(required_unless_present = "urls", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// A text file of IPSW URLs, one per line (# starts a comment): each is checked
+    /// remotely by range requests (device, signing, component presence), nothing is
+    /// downloaded.
+    #[arg(long, value_name = "FILE")]
+    pub urls: Option<PathBuf>,
+
+    /// Also say which file restores this device: a product type (iPhone9,3) or
+    /// hardware model (d101ap).
+    #[arg(long, short = 'd')]
+    pub device: Option<String>,
+
+    /// The board, where a product type has two (iPhone8,1: n71ap or n71map).
+    #[arg(long, requires = "device")]
+    pub board: Option<String>,
+
+    /// Check the Update identity (keeps data) instead of the Erase identity (restore).
+    #[arg(long)]
+    pub update: bool,
+
+    /// Only the archive directories, manifests and devices: no hashing.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Hash every file again, even those verified before and unchanged since.
+    #[arg(long)]
+    pub rehash: bool,
+
+    /// Hashing threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// `scan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanFormat {
+    /// One line per file and a summary, for people.
+    Table,
+    /// One document: `{"schema", "files": [...], "summary"}`.
+    Json,
+    /// One line per file (the single-file JSON document plus `path` and `scan`),
+    /// then one `{"summary": ...}` line.
+    Ndjson,
+    /// One row per file.
+    Csv,
 }
 
 /// `ipswcheck FILE …`: check one IPSW.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The .ipsw file to check.
+    /// The .ipsw file to check, or its http(s):// URL: then only the end of the zip,
+    /// its directory and manifests are read, with range requests (a quick check).
     pub file: Option<PathBuf>,
 
     /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).

@@ -135,9 +135,18 @@ mod tests {
 
     #[test]
     fn algorithm_follows_digest_length() {
-        assert_eq!(DigestAlgorithm::from_digest_len(20), Some(DigestAlgorithm::Sha1));
-        assert_eq!(DigestAlgorithm::from_digest_len(32), Some(DigestAlgorithm::Sha256));
-        assert_eq!(DigestAlgorithm::from_digest_len(48), Some(DigestAlgorithm::Sha384));
+        assert_eq!(
+            DigestAlgorithm::from_digest_len(20),
+            Some(DigestAlgorithm::Sha1)
+        );
+        assert_eq!(
+            DigestAlgorithm::from_digest_len(32),
+            Some(DigestAlgorithm::Sha256)
+        );
+        assert_eq!(
+            DigestAlgorithm::from_digest_len(48),
+            Some(DigestAlgorithm::Sha384)
+        );
         assert_eq!(DigestAlgorithm::from_digest_len(28), None);
     }
 

@@ -46,8 +46,17 @@ impl ExitCode {
     pub fn from_code(code: i32) -> Option<ExitCode> {
         use ExitCode::*;
         [
-            Ready, ScanFailures, Usage, NotAnIpsw, ArchiveDamaged, ComponentFailure,
-            ChecksumMismatch, WrongDevice, NotSigned, SigningUnknown, Interrupted,
+            Ready,
+            ScanFailures,
+            Usage,
+            NotAnIpsw,
+            ArchiveDamaged,
+            ComponentFailure,
+            ChecksumMismatch,
+            WrongDevice,
+            NotSigned,
+            SigningUnknown,
+            Interrupted,
         ]
         .into_iter()
         .find(|c| c.code() == code)
@@ -100,7 +109,10 @@ mod tests {
             ExitCode::first_in_restore_order([ComponentFailure, ArchiveDamaged]),
             ArchiveDamaged
         );
-        assert_eq!(ExitCode::first_in_restore_order([SigningUnknown, NotSigned]), NotSigned);
+        assert_eq!(
+            ExitCode::first_in_restore_order([SigningUnknown, NotSigned]),
+            NotSigned
+        );
         assert_eq!(ExitCode::first_in_restore_order([]), Ready);
     }
 }

@@ -17,6 +17,8 @@ pub mod guard;
 pub mod identify;
 pub mod img4;
 pub mod manifest;
+pub mod remote;
 pub mod report;
+pub mod scan;
 pub mod signing;
 pub mod verify;

@@ -16,6 +16,8 @@ use ipswcheck::device;
 use ipswcheck::digest::{from_hex, DigestAlgorithm};
 use ipswcheck::exit::ExitCode;
 use ipswcheck::manifest::RestoreBehavior;
+use ipswcheck::remote;
+use ipswcheck::scan;
 use ipswcheck::signing::{self, SigningOptions};
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +30,8 @@ fn main() -> std::process::ExitCode {
             output,
         }) => signed(&device, &network, &output),
         Some(Command::Doctor { network }) => doctor(&network),
+        Some(Command::Scan(args)) => scan(args),
+        Some(Command::Fetch(args)) => fetch(args),
         None => check_one(cli.check),
     };
     code.into()
@@ -63,7 +67,14 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
 }
 
 fn expected_checksum(args: &cli::CheckArgs) -> Result<Option<ExpectedChecksum>, ExitCode> {
-    let (algorithm, text, flag) = match (&args.sha1, &args.sha256) {
+    expected_from(&args.sha1, &args.sha256)
+}
+
+fn expected_from(
+    sha1: &Option<String>,
+    sha256: &Option<String>,
+) -> Result<Option<ExpectedChecksum>, ExitCode> {
+    let (algorithm, text, flag) = match (sha1, sha256) {
         (Some(h), _) => (DigestAlgorithm::Sha1, h, "--sha1"),
         (None, Some(h)) => (DigestAlgorithm::Sha256, h, "--sha256"),
         (None, None) => return Ok(None),
@@ -98,6 +109,16 @@ fn check_one(args: cli::CheckArgs) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // An http(s) URL is checked remotely, by range requests (quick mode).
+    let url = file
+        .to_str()
+        .filter(|f| remote::is_url(f))
+        .map(str::to_owned);
+    if url.is_some() && signing.offline {
+        return usage(
+            "--offline cannot check a URL: reading it needs the network (drop --offline, or download the file and check it)",
+        );
+    }
     if let Some(jobs) = args.jobs {
         if jobs == 0 {
             return usage("--jobs must be at least 1");
@@ -118,13 +139,17 @@ fn check_one(args: cli::CheckArgs) -> ExitCode {
         signing,
     };
     let progress = Progress::default();
-    let show_progress = !args.output.quiet && !args.quick && std::io::stderr().is_terminal();
+    let show_progress =
+        !args.output.quiet && !args.quick && url.is_none() && std::io::stderr().is_terminal();
     let finished = std::sync::atomic::AtomicBool::new(false);
     let report = std::thread::scope(|s| {
         if show_progress {
             s.spawn(|| draw_progress(&progress, &finished, &file));
         }
-        let report = check::check_file(&file, &options, &progress);
+        let report = match &url {
+            Some(url) => remote::check_url(url, &options, None),
+            None => check::check_file(&file, &options, &progress),
+        };
         finished.store(true, Ordering::Relaxed);
         report
     });
@@ -165,6 +190,180 @@ fn print_report(report: &ipswcheck::report::Report, output: &OutputArgs) {
         report.render(output.verbose)
     };
     let _ = stdout.write_all(text.as_bytes());
+}
+
+fn scan(args: cli::ScanArgs) -> ExitCode {
+    let device = match &args.device {
+        Some(query) => match device::resolve(query, args.board.as_deref()) {
+            Ok(boards) => Some(boards),
+            Err(e) => return usage(e),
+        },
+        None => None,
+    };
+    let signing = match signing_options(&args.network) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if args.jobs == Some(0) {
+        return usage("--jobs must be at least 1");
+    }
+    let check = CheckOptions {
+        device,
+        behavior: if args.update {
+            RestoreBehavior::Update
+        } else {
+            RestoreBehavior::Erase
+        },
+        quick: args.quick,
+        expected: None,
+        signing,
+    };
+    let mut options = scan::ScanOptions::new(args.paths.clone(), check);
+    if let Some(list) = &args.urls {
+        if options.check.signing.offline {
+            return usage("--offline cannot check URLs: reading them needs the network");
+        }
+        match remote::read_url_list(list) {
+            Ok(urls) => options.urls = urls,
+            Err(e) => return usage(format!("--urls {}: {e}", list.display())),
+        }
+    }
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs;
+        options.window = scan::default_window(jobs);
+    }
+    options.rehash = args.rehash;
+    let cancel = scan::interrupt_flag();
+    let progress = scan::ScanProgress::default();
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if std::io::stderr().is_terminal() {
+            s.spawn(|| scan::draw_progress(&progress, &finished));
+        }
+        let result = scan::scan(&options, &progress, cancel);
+        finished.store(true, Ordering::Relaxed);
+        result
+    });
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ipswcheck: {e}");
+            return ExitCode::NotAnIpsw;
+        }
+    };
+    let text = match args.format {
+        cli::ScanFormat::Table => result.render_table(),
+        cli::ScanFormat::Json => result.to_json(),
+        cli::ScanFormat::Ndjson => result.to_ndjson(),
+        cli::ScanFormat::Csv => result.to_csv(),
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    result.exit()
+}
+
+fn fetch(args: cli::FetchArgs) -> ExitCode {
+    if !remote::is_url(&args.url) {
+        return usage(format!(
+            "fetch needs an http:// or https:// URL, got \"{}\"",
+            args.url
+        ));
+    }
+    let dest = match &args.out {
+        Some(path) => path.clone(),
+        None => match remote::fetch::default_file_name(&args.url) {
+            Some(name) => name.into(),
+            None => return usage("the URL names no file: give one with -o FILE"),
+        },
+    };
+    let device = match &args.device {
+        Some(query) => match device::resolve(query, args.board.as_deref()) {
+            Ok(boards) => Some(boards),
+            Err(e) => return usage(e),
+        },
+        None => None,
+    };
+    let expected = match expected_from(&args.sha1, &args.sha256) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let signing = match signing_options(&args.network) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(jobs) = args.jobs {
+        if jobs == 0 {
+            return usage("--jobs must be at least 1");
+        }
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build_global();
+    }
+    let options = remote::FetchOptions {
+        check: CheckOptions {
+            device,
+            behavior: if args.update {
+                RestoreBehavior::Update
+            } else {
+                RestoreBehavior::Erase
+            },
+            quick: false,
+            expected,
+            signing,
+        },
+        keep: args.keep,
+        retries: args.retries,
+    };
+    let progress = Progress::default();
+    let show_progress = !args.output.quiet && std::io::stderr().is_terminal();
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let interrupted = scan::interrupt_flag();
+    let outcome = std::thread::scope(|s| {
+        if show_progress {
+            s.spawn(|| draw_progress(&progress, &finished, &dest));
+        }
+        // Ctrl-C stops the download and keeps FILE.part for a resume.
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                if interrupted.load(Ordering::Relaxed) {
+                    progress.cancel.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let outcome = remote::fetch(&args.url, &dest, &options, None, &progress);
+        finished.store(true, Ordering::Relaxed);
+        outcome
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    print_report(&outcome.report, &args.output);
+    if !args.output.quiet {
+        let note = if let Some(saved) = &outcome.saved {
+            format!("saved: {} (verified)", saved.display())
+        } else if let Some(failed) = &outcome.kept_failed {
+            format!("kept as {} (it failed a check; --keep)", failed.display())
+        } else if let Some(part) = &outcome.partial {
+            format!(
+                "partial download kept in {}: run the same command again to resume",
+                part.display()
+            )
+        } else if outcome.downloaded {
+            format!(
+                "nothing saved: the download failed a check ({} was not created)",
+                dest.display()
+            )
+        } else {
+            format!("nothing downloaded: {} was not created", dest.display())
+        };
+        if args.output.json {
+            eprintln!("ipswcheck: {note}");
+        } else {
+            println!("{note}");
+        }
+    }
+    outcome.report.exit()
 }
 
 fn devices(query: &str) -> ExitCode {

@@ -361,10 +361,201 @@ impl RestorePlist {
 }
 
 fn parse_plist(bytes: &[u8], file: &'static str) -> Result<Value, ManifestError> {
-    Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| ManifestError::NotAPlist {
-        file,
-        reason: e.to_string(),
-    })
+    read_plist_bounded(bytes).map_err(|reason| ManifestError::NotAPlist { file, reason })
+}
+
+/// Deepest nesting of arrays and dictionaries a plist may have. Apple's manifests nest
+/// 10 deep at most (root → BuildIdentities → identity → Manifest → component → Info →
+/// RestoreRequestRules → rule → Conditions → …).
+pub const MAX_PLIST_DEPTH: usize = 64;
+/// Most values (scalars, keys, and each array or dictionary) a plist may expand to. The
+/// largest real manifests in `../shared` (1 MB of XML) hold about 35,000.
+pub const MAX_PLIST_VALUES: u64 = 4_000_000;
+/// Most bytes of strings and data a plist may expand to.
+pub const MAX_PLIST_PAYLOAD: u64 = 256 << 20;
+
+/// Read an XML, binary or ASCII plist into a [`Value`], refusing shapes that would cost
+/// unbounded stack, time or memory, with a reason for the report:
+///
+/// - nesting deeper than [`MAX_PLIST_DEPTH`]: `plist` builds values without recursion,
+///   but dropping, cloning or comparing a `Value` recurses once per level, and 100,000
+///   nested `<array>`s (700 KB) overflow a thread's stack;
+/// - more than [`MAX_PLIST_VALUES`] values or [`MAX_PLIST_PAYLOAD`] bytes of strings
+///   and data: a binary plist may reference one object many times, and `plist` expands
+///   every reference, so 40 levels of `[x, x]` (a few hundred bytes) would expand to
+///   2^40 values.
+///
+/// The limits are checked while `plist`'s event stream is consumed (through its serde
+/// interface, the only public one), before anything large is built. Dates come back as
+/// their XML text and UIDs as integers; no manifest field is either. Used for
+/// BuildManifest.plist, Restore.plist and TSS answers.
+pub fn read_plist_bounded(bytes: &[u8]) -> Result<Value, String> {
+    bounded::read(bytes)
+}
+
+mod bounded {
+    use std::cell::{Cell, RefCell};
+    use std::fmt;
+
+    use plist::{Dictionary, Value};
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES};
+
+    thread_local! {
+        /// Why the last read on this thread was refused (plist's own error text would
+        /// wrap ours in its debug formatting).
+        static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn read(bytes: &[u8]) -> Result<Value, String> {
+        REFUSED.with(|r| r.borrow_mut().take());
+        match plist::from_bytes::<Root>(bytes) {
+            Ok(Root(value)) => Ok(value),
+            Err(e) => Err(REFUSED
+                .with(|r| r.borrow_mut().take())
+                .unwrap_or_else(|| e.to_string())),
+        }
+    }
+
+    struct Root(Value);
+
+    impl<'de> serde::Deserialize<'de> for Root {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let budget = Budget::default();
+            Seed {
+                budget: &budget,
+                depth: 0,
+            }
+            .deserialize(d)
+            .map(Root)
+        }
+    }
+
+    #[derive(Default)]
+    struct Budget {
+        values: Cell<u64>,
+        payload: Cell<u64>,
+    }
+
+    fn refuse<E: de::Error>(reason: String) -> E {
+        REFUSED.with(|r| *r.borrow_mut() = Some(reason.clone()));
+        E::custom(reason)
+    }
+
+    impl Budget {
+        fn charge<E: de::Error>(&self, payload: usize) -> Result<(), E> {
+            self.values.set(self.values.get() + 1);
+            self.payload.set(self.payload.get() + payload as u64);
+            if self.values.get() > MAX_PLIST_VALUES {
+                return Err(refuse(format!(
+                    "it expands to more than {MAX_PLIST_VALUES} values (a crafted plist?)"
+                )));
+            }
+            if self.payload.get() > MAX_PLIST_PAYLOAD {
+                return Err(refuse(format!(
+                    "its strings and data expand to more than {MAX_PLIST_PAYLOAD} bytes (a crafted plist?)"
+                )));
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Seed<'b> {
+        budget: &'b Budget,
+        depth: usize,
+    }
+
+    impl Seed<'_> {
+        fn nested<E: de::Error>(self) -> Result<Self, E> {
+            self.budget.charge(0)?;
+            if self.depth >= MAX_PLIST_DEPTH {
+                return Err(refuse(format!(
+                    "it nests arrays and dictionaries more than {MAX_PLIST_DEPTH} deep"
+                )));
+            }
+            Ok(Seed {
+                budget: self.budget,
+                depth: self.depth + 1,
+            })
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a plist value")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+            self.budget.charge(0)?;
+            Ok(Value::Boolean(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+            self.budget.charge(0)?;
+            Ok(Value::Integer(v.into()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+            self.budget.charge(0)?;
+            Ok(Value::Integer(v.into()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            self.budget.charge(0)?;
+            Ok(Value::Real(v))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+            self.budget.charge(v.len())?;
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+            self.budget.charge(v.len())?;
+            Ok(Value::String(v))
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
+            self.budget.charge(v.len())?;
+            Ok(Value::Data(v.to_vec()))
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Value, E> {
+            self.budget.charge(v.len())?;
+            Ok(Value::Data(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let inner = self.nested()?;
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(inner)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let inner = self.nested()?;
+            let mut dict = Dictionary::new();
+            while let Some(key) = map.next_key::<String>()? {
+                inner.budget.charge(key.len())?;
+                let value = map.next_value_seed(inner)?;
+                dict.insert(key, value);
+            }
+            Ok(Value::Dictionary(dict))
+        }
+    }
 }
 
 /// Typed access to a plist dictionary with errors that name the key path.
@@ -493,6 +684,101 @@ mod tests {
             err.to_string(),
             "BuildManifest.plist has no BuildIdentities"
         );
+    }
+
+    /// A binary plist whose objects are `n` arrays, object `i` holding `fanout`
+    /// references to object `i + 1`, the last one empty.
+    fn binary_chain(n: usize, fanout: usize) -> Vec<u8> {
+        let mut out = b"bplist00".to_vec();
+        let mut offsets = Vec::new();
+        for i in 0..n {
+            offsets.push(out.len() as u64);
+            if i == n - 1 {
+                out.push(0xA0);
+                continue;
+            }
+            out.push(0xA0 | fanout as u8);
+            for _ in 0..fanout {
+                out.extend_from_slice(&((i + 1) as u32).to_be_bytes());
+            }
+        }
+        let table = out.len() as u64;
+        for o in &offsets {
+            out.extend_from_slice(&o.to_be_bytes());
+        }
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 8, 4]);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+        out.extend_from_slice(&0u64.to_be_bytes());
+        out.extend_from_slice(&table.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn bounded_reading_agrees_with_plist_on_ordinary_files() {
+        let mut root = Dictionary::new();
+        root.insert("ProductVersion".into(), "15.8".into());
+        let mut inner = Dictionary::new();
+        inner.insert("Digest".into(), Value::Data(vec![1, 2, 3]));
+        inner.insert("Trusted".into(), true.into());
+        inner.insert("Size".into(), Value::Integer(7u64.into()));
+        inner.insert("Ratio".into(), Value::Real(0.5));
+        root.insert(
+            "BuildIdentities".into(),
+            Value::Array(vec![
+                Value::Dictionary(inner),
+                "x".into(),
+                Value::Array(vec![]),
+            ]),
+        );
+        let value = Value::Dictionary(root);
+        let (mut xml, mut bin) = (Vec::new(), Vec::new());
+        value.to_writer_xml(&mut xml).unwrap();
+        value.to_writer_binary(&mut bin).unwrap();
+        for bytes in [&xml, &bin] {
+            assert_eq!(read_plist_bounded(bytes).unwrap(), value);
+            assert_eq!(
+                read_plist_bounded(bytes).unwrap(),
+                Value::from_reader(std::io::Cursor::new(bytes)).unwrap()
+            );
+        }
+        assert!(read_plist_bounded(b"").is_err());
+        assert!(read_plist_bounded(b"<plist><array><string>a</string>").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_touching_the_stack() {
+        let depth = 100_000;
+        let xml = format!(
+            "<?xml version=\"1.0\"?><plist version=\"1.0\">{}{}</plist>",
+            "<array>".repeat(depth),
+            "</array>".repeat(depth)
+        );
+        // A 64 KiB stack: refusing must not recurse at all.
+        let handle = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let xml_err = read_plist_bounded(xml.as_bytes()).unwrap_err();
+                let bin_err = read_plist_bounded(&binary_chain(depth, 1)).unwrap_err();
+                (xml_err, bin_err)
+            })
+            .unwrap();
+        let (xml_err, bin_err) = handle.join().unwrap();
+        assert!(xml_err.contains("more than 64 deep"), "{xml_err}");
+        assert!(bin_err.contains("more than 64 deep"), "{bin_err}");
+        let err = BuildManifest::from_bytes(&binary_chain(depth, 1)).unwrap_err();
+        assert!(matches!(err, ManifestError::NotAPlist { .. }), "{err}");
+        // At the limit it still reads.
+        assert!(read_plist_bounded(&binary_chain(MAX_PLIST_DEPTH, 1)).is_ok());
+    }
+
+    #[test]
+    fn shared_references_cannot_expand_without_bound() {
+        // 40 levels of [x, x]: 2^40 values once expanded, 600 bytes on disk.
+        let bomb = binary_chain(40, 2);
+        let started = std::time::Instant::now();
+        let err = read_plist_bounded(&bomb).unwrap_err();
+        assert!(err.contains("more than 4000000 values"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Report {
     pub schema: u32,
     pub file: String,
     pub size: Option<u64>,
+    /// Bytes read over HTTP (every response, headers included) when `file` is a URL;
+    /// absent for local files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_fetched: Option<u64>,
     pub verdict: Verdict,
     pub exit_code: i32,
     pub firmware: Option<FirmwareFacts>,
@@ -250,7 +254,11 @@ impl Report {
         }
         const SHOWN: usize = 8;
         for (check, list) in &groups {
-            if self.exit() == ExitCode::NotAnIpsw && *check == "file" {
+            let in_headline = (self.exit() == ExitCode::NotAnIpsw && *check == "file")
+                || (self.headline_is_first_problem()
+                    && list.len() == 1
+                    && std::ptr::eq(list[0], &self.problems[0]));
+            if in_headline {
                 // The headline already says it.
             } else if list.len() == 1 {
                 let _ = writeln!(out, "  ✗ {check}: {}", list[0].message);
@@ -287,6 +295,25 @@ impl Report {
                 self.checks.signing.message
             );
         }
+        if let Some(fetched) = self.bytes_fetched {
+            let size = self
+                .size
+                .map(|n| format!(" of this {} file", crate::remote::human_bytes(n)))
+                .unwrap_or_default();
+            let quick = if self.checks.components.status == CheckStatus::Skipped
+                && self.firmware.is_some()
+                && !matches!(self.exit(), ExitCode::NotAnIpsw | ExitCode::Interrupted)
+            {
+                " (the zip directory and manifests; nothing was hashed)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  note: read {}{size} over HTTP{quick}",
+                crate::remote::human_bytes(fetched)
+            );
+        }
         if verbose {
             let firmware = self.firmware_label();
             self.render_details(&mut out, &firmware);
@@ -304,6 +331,13 @@ impl Report {
             ),
             None => String::new(),
         }
+    }
+
+    /// Whether the headline of a damaged file is its first problem: the file could not
+    /// be opened at all (no firmware facts), or it changed during the check.
+    fn headline_is_first_problem(&self) -> bool {
+        self.exit() == ExitCode::ArchiveDamaged
+            && (self.firmware.is_none() || self.problems.first().is_some_and(|p| p.check == "file"))
     }
 
     /// One line that answers the user's question.
@@ -329,6 +363,10 @@ impl Report {
                 None => format!("READY: {name} ({firmware}) is intact"),
             },
             ExitCode::NotAnIpsw => format!("NOT READY: {first_problem}"),
+            // A file that is cut off or changed under the check: the reason is the news.
+            ExitCode::ArchiveDamaged if self.headline_is_first_problem() => {
+                format!("NOT READY: {first_problem}")
+            }
             ExitCode::WrongDevice => format!(
                 "NOT READY: {name} ({firmware}) is not for the {}: Finder would refuse it as \"not compatible\"",
                 device.unwrap_or_default()

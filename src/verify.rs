@@ -304,7 +304,7 @@ impl<'a> VerifyPlan<'a> {
         let outcome = match self.job_entries[job] {
             Some(i) => {
                 let entry = &self.archive.entries()[i];
-                process_entry(self.archive, entry, &self.work[&i], progress, cancel)
+                process_entry(self.archive, entry, &self.work[&i], progress, cancel, None)
             }
             None => JobOutcome::WholeFile(hash_whole_file(
                 self.archive.bytes(),
@@ -473,10 +473,7 @@ fn judge_digest(
                 finding.status = ComponentStatus::Ok;
                 finding.reason = retag_note;
             } else if error.is_none()
-                && finding
-                    .path
-                    .as_deref()
-                    .is_some_and(|p| p.ends_with(".aea"))
+                && finding.path.as_deref().is_some_and(|p| p.ends_with(".aea"))
             {
                 // iOS 18+ ships the root filesystem as an Apple Encrypted Archive. No real
                 // file here shows whether its Digest covers the encrypted file or the image
@@ -794,6 +791,7 @@ fn process_entry(
     work: &EntryWork,
     progress: Counters<'_>,
     cancel: &AtomicBool,
+    gate: Option<&WrittenGate<'_>>,
 ) -> JobOutcome {
     let mut digester = Digester::new(work.digests.iter().copied().collect(), entry.size);
     let mut baseband = HashMap::new();
@@ -808,7 +806,7 @@ fn process_entry(
         }
     };
     let result = if work.baseband.is_empty() {
-        stream_digests(&mut stream, &mut digester, progress, cancel)
+        stream_digests(&mut stream, &mut digester, progress, cancel, gate)
     } else {
         let mut tee = Tee {
             stream: &mut stream,
@@ -818,7 +816,7 @@ fn process_entry(
         baseband = hash_baseband_members(&mut tee, &work.baseband);
         // What the inner-zip parser left in the read buffer still belongs to the digests.
         digester.feed(stream.take_pending());
-        stream_digests(&mut stream, &mut digester, progress, cancel)
+        stream_digests(&mut stream, &mut digester, progress, cancel, gate)
     };
     let complete = !matches!(result, Err(EntryError::Cancelled))
         && (result.is_ok() || stream.produced() > 0 || digester.is_idle());
@@ -839,12 +837,18 @@ fn stream_digests(
     digester: &mut Digester,
     progress: Counters<'_>,
     cancel: &AtomicBool,
+    gate: Option<&WrittenGate<'_>>,
 ) -> Result<(), EntryError> {
     // Count from the start of the entry: a baseband pass may already have read some.
     let mut reported = 0;
     let result = loop {
         if cancel.load(Ordering::Relaxed) {
             break Err(EntryError::Cancelled);
+        }
+        if let Some(gate) = gate {
+            if !gate.wait_next(stream.consumed()) {
+                break Err(EntryError::Cancelled);
+            }
         }
         match stream.next_chunk() {
             Ok(Some(chunk)) => digester.feed(chunk),
@@ -1026,6 +1030,147 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
             });
         }
     });
+}
+
+/// Run one plan over a file that is still being written front to back (a download):
+/// `written` is how many bytes from the start are in place. Entries are verified in file
+/// order on one thread per core, and the whole-file digests follow the writer on a thread
+/// of their own, so the checks finish moments after the last byte arrives:
+/// - a stored entry (the multi-GB root filesystem DMG) is hashed as its bytes arrive, its
+///   reader waiting for each next chunk to be written;
+/// - a deflated entry is verified once all of its bytes are written (an inflater may read
+///   ahead of what it has produced, so it is never given bytes not yet in place).
+///
+/// `written` only ever grows. Setting `cancel` (e.g. when the download fails) stops the
+/// waiting: jobs not run are reported as cancelled by [`VerifyPlan::finish`].
+pub fn run_plan_as_written(
+    plan: &VerifyPlan<'_>,
+    written: &AtomicU64,
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) {
+    let archive = plan.archive;
+    let len = archive.len();
+    let mut order: Vec<(u64, usize)> = plan
+        .job_entries
+        .iter()
+        .enumerate()
+        .filter_map(|(j, job)| job.map(|i| (archive.entries()[i].header_offset, j)))
+        .collect();
+    order.sort_unstable();
+    let whole = plan.job_entries.iter().position(Option::is_none);
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().min(order.len()).max(1);
+    std::thread::scope(|s| {
+        if let Some(job) = whole {
+            s.spawn(move || {
+                let counters = Counters {
+                    global: progress,
+                    local: &plan.done,
+                };
+                let bytes = archive.bytes();
+                let mut hashers: Vec<(DigestAlgorithm, Hasher)> = plan
+                    .options
+                    .whole_file
+                    .iter()
+                    .map(|a| (*a, a.hasher()))
+                    .collect();
+                let mut at = 0usize;
+                let outcome = loop {
+                    if at == bytes.len() {
+                        break Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect());
+                    }
+                    let end = (at + (4 << 20)).min(bytes.len());
+                    if !wait_until_written(written, end as u64, cancel) {
+                        break Err(EntryError::Cancelled);
+                    }
+                    for (_, h) in &mut hashers {
+                        h.update(&bytes[at..end]);
+                    }
+                    counters.add((end - at) as u64);
+                    at = end;
+                };
+                let _ = plan.outcomes[job].set(JobOutcome::WholeFile(outcome));
+            });
+        }
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(header, job)) = order.get(k) else {
+                    break;
+                };
+                let i = plan.job_entries[job].expect("an entry job");
+                let entry = &archive.entries()[i];
+                let work = &plan.work[&i];
+                // The local header says where the data starts and ends.
+                if !wait_until_written(written, header.saturating_add(30), cancel) {
+                    break;
+                }
+                let range = archive.raw_range(entry).ok();
+                let (start, end) = range
+                    .as_ref()
+                    .map_or((len, len), |r| (r.start as u64, r.end as u64));
+                let progressive = entry.method == crate::archive::Method::Stored
+                    && work.baseband.is_empty()
+                    && range.is_some();
+                let gate = WrittenGate {
+                    written,
+                    data_start: start,
+                    data_end: end,
+                    cancel,
+                };
+                let ready = if progressive {
+                    gate.wait_next(0)
+                } else {
+                    wait_until_written(written, end, cancel)
+                };
+                if !ready {
+                    break;
+                }
+                let counters = Counters {
+                    global: progress,
+                    local: &plan.done,
+                };
+                let gate = progressive.then_some(&gate);
+                let outcome = process_entry(archive, entry, work, counters, cancel, gate);
+                let _ = plan.outcomes[job].set(outcome);
+            });
+        }
+    });
+}
+
+/// Wait until `written` reaches `end`; false when `cancel` is set first.
+fn wait_until_written(written: &AtomicU64, end: u64, cancel: &AtomicBool) -> bool {
+    loop {
+        if written.load(Ordering::Acquire) >= end {
+            return true;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Where a stored entry's data lies in a file being written ([`run_plan_as_written`]).
+struct WrittenGate<'g> {
+    written: &'g AtomicU64,
+    data_start: u64,
+    data_end: u64,
+    cancel: &'g AtomicBool,
+}
+
+impl WrittenGate<'_> {
+    /// Wait until the chunk the stream reads after `consumed` bytes is written (a stored
+    /// stream reads [`crate::archive::STORED_CHUNK`] at a time); false when cancelled.
+    fn wait_next(&self, consumed: u64) -> bool {
+        let need = self
+            .data_start
+            .saturating_add(consumed)
+            .saturating_add(crate::archive::STORED_CHUNK as u64)
+            .min(self.data_end);
+        wait_until_written(self.written, need, self.cancel)
+    }
 }
 
 /// Plan, run and judge the verification of one archive.

@@ -20,14 +20,22 @@ fn exists_in(folder: &Path, path: &str) -> bool {
 
 #[test]
 fn iphone_x_every_present_component_verifies_and_every_absent_one_is_missing() {
-    let Some(folder) = shared(IPHONE_X) else { return };
+    let Some(folder) = shared(IPHONE_X) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let ipsw = dir.path().join("iPhone10,3,iPhone10,6_11.2_15C114_Restore.ipsw");
+    let ipsw = dir
+        .path()
+        .join("iPhone10,3,iPhone10,6_11.2_15C114_Restore.ipsw");
     zip_dir(&folder, &ipsw, &|_, _| {});
 
     let report = check(&ipsw, &options(None));
     let all = &report.checks.components.items;
-    assert!(all.len() > 30, "expected the whole identity, got {}", all.len());
+    assert!(
+        all.len() > 30,
+        "expected the whole identity, got {}",
+        all.len()
+    );
     let mut ok = 0;
     for item in all {
         let path = item.path.as_deref();
@@ -36,7 +44,11 @@ fn iphone_x_every_present_component_verifies_and_every_absent_one_is_missing() {
                 assert_eq!(item.status, ComponentStatus::Missing, "{item:?}");
             }
             Some(_) if item.expected.is_some() && item.name != "SE,UpdatePayload" => {
-                assert_eq!(item.status, ComponentStatus::Ok, "false mismatch on real data: {item:?}");
+                assert_eq!(
+                    item.status,
+                    ComponentStatus::Ok,
+                    "false mismatch on real data: {item:?}"
+                );
                 assert_eq!(item.actual, item.expected);
                 ok += 1;
             }
@@ -49,7 +61,10 @@ fn iphone_x_every_present_component_verifies_and_every_absent_one_is_missing() {
     for twin in ["RestoreDeviceTree", "RestoreLogo"] {
         for item in items(&report, twin) {
             assert_eq!(item.status, ComponentStatus::Ok, "{item:?}");
-            assert!(item.reason.as_deref().unwrap_or("").contains("retagged"), "{item:?}");
+            assert!(
+                item.reason.as_deref().unwrap_or("").contains("retagged"),
+                "{item:?}"
+            );
         }
     }
     assert_eq!(status_of(&report, "DeviceTree"), ComponentStatus::Ok);
@@ -63,22 +78,33 @@ fn iphone_x_every_present_component_verifies_and_every_absent_one_is_missing() {
         vt[0].actual.as_deref(),
         Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     );
-    assert_eq!(items(&report, "LLB")[0].algorithm, Some(DigestAlgorithm::Sha384));
+    assert_eq!(
+        items(&report, "LLB")[0].algorithm,
+        Some(DigestAlgorithm::Sha384)
+    );
     // What the snapshot lacks is reported missing, which predicts error 11.
     for absent in ["KernelCache", "OS", "SEP", "RestoreRamDisk"] {
-        assert_eq!(status_of(&report, absent), ComponentStatus::Missing, "{absent}");
+        assert_eq!(
+            status_of(&report, absent),
+            ComponentStatus::Missing,
+            "{absent}"
+        );
     }
-    assert_eq!(status_of(&report, "SE,UpdatePayload"), ComponentStatus::Skipped);
+    assert_eq!(
+        status_of(&report, "SE,UpdatePayload"),
+        ComponentStatus::Skipped
+    );
     assert_eq!(report.checks.archive.status, CheckStatus::Ok);
     assert_eq!(report.checks.archive.crc_failures, 0);
     assert_eq!(report.exit_code, ExitCode::ComponentFailure.code());
     assert_eq!(report.predicted_restore_error.as_deref(), Some("11"));
 }
 
-
 #[test]
 fn iphone_x_one_changed_byte_fails_exactly_that_component_and_its_twin() {
-    let Some(folder) = shared(IPHONE_X) else { return };
+    let Some(folder) = shared(IPHONE_X) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let ipsw = dir.path().join("damaged.ipsw");
     // Flip one byte deep inside the d22ap device tree payload (not in the IM4P header).
@@ -109,7 +135,10 @@ fn iphone_x_one_changed_byte_fails_exactly_that_component_and_its_twin() {
         "{failed:#?}"
     );
     for i in &failed {
-        assert_eq!(i.path.as_deref(), Some("Firmware/all_flash/DeviceTree.d22ap.im4p"));
+        assert_eq!(
+            i.path.as_deref(),
+            Some("Firmware/all_flash/DeviceTree.d22ap.im4p")
+        );
         assert_ne!(i.actual, i.expected);
     }
     // The other board's device tree is untouched.
@@ -138,15 +167,24 @@ fn iphone9_3_sep_and_restore_sep_verify() {
     assert_eq!(status_of(&report, "SEP"), ComponentStatus::Ok);
     assert_eq!(status_of(&report, "RestoreSEP"), ComponentStatus::Ok);
     let rsep = &items(&report, "RestoreSEP")[0];
-    assert!(rsep.reason.as_deref().unwrap().contains("sepi→rsep"), "{rsep:?}");
+    assert!(
+        rsep.reason.as_deref().unwrap().contains("sepi→rsep"),
+        "{rsep:?}"
+    );
     assert_eq!(rsep.algorithm, Some(DigestAlgorithm::Sha384));
 }
 
 #[test]
 fn developer_disk_image_identities_verify_with_sha1_and_sha384() {
     for (folder, dmg) in [
-        ("realdata/DeveloperDiskImage_Personalized_15A5160n/Restore", "022-15533-053.dmg"),
-        ("realdata/DeveloperDiskImage_Personalized_15A240d", "022-14172-320.dmg"),
+        (
+            "realdata/DeveloperDiskImage_Personalized_15A5160n/Restore",
+            "022-15533-053.dmg",
+        ),
+        (
+            "realdata/DeveloperDiskImage_Personalized_15A240d",
+            "022-14172-320.dmg",
+        ),
     ] {
         let Some(folder) = shared(folder) else { return };
         let dir = tempfile::tempdir().unwrap();
@@ -183,7 +221,9 @@ fn img4_container_digest_covers_the_embedded_im4p() {
 
 #[test]
 fn mav21_baseband_download_digest_verifies_inside_the_bbfw() {
-    let Some(base) = shared("realdata/iPhone14,3_15.4.1_19E258") else { return };
+    let Some(base) = shared("realdata/iPhone14,3_15.4.1_19E258") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // Rebuild Firmware/Mav21-1.59.03.Release.bbfw from its real members.
     let members = base.join("Mav21-1.59.03.Release_extracted");
@@ -193,8 +233,14 @@ fn mav21_baseband_download_digest_verifies_inside_the_bbfw() {
     zip_entries(
         &ipsw,
         &[
-            ("BuildManifest.plist", std::fs::read(base.join("BuildManifest.plist")).unwrap()),
-            ("Firmware/Mav21-1.59.03.Release.bbfw", std::fs::read(&bbfw).unwrap()),
+            (
+                "BuildManifest.plist",
+                std::fs::read(base.join("BuildManifest.plist")).unwrap(),
+            ),
+            (
+                "Firmware/Mav21-1.59.03.Release.bbfw",
+                std::fs::read(&bbfw).unwrap(),
+            ),
         ],
     );
     let report = check(&ipsw, &options(Some("iPhone14,3")));
@@ -216,8 +262,14 @@ fn mav21_baseband_download_digest_verifies_inside_the_bbfw() {
     zip_entries(
         &ipsw_bad,
         &[
-            ("BuildManifest.plist", std::fs::read(base.join("BuildManifest.plist")).unwrap()),
-            ("Firmware/Mav21-1.59.03.Release.bbfw", std::fs::read(&bbfw_bad).unwrap()),
+            (
+                "BuildManifest.plist",
+                std::fs::read(base.join("BuildManifest.plist")).unwrap(),
+            ),
+            (
+                "Firmware/Mav21-1.59.03.Release.bbfw",
+                std::fs::read(&bbfw_bad).unwrap(),
+            ),
         ],
     );
     let report = check(&ipsw_bad, &options(Some("iPhone14,3")));
@@ -230,7 +282,10 @@ fn mav21_baseband_download_digest_verifies_inside_the_bbfw() {
 /// A manifest-only IPSW: enough for the device logic, which reads no component.
 fn manifest_only(manifest: &Path, dir: &Path) -> std::path::PathBuf {
     let ipsw = dir.join("manifest-only.ipsw");
-    zip_entries(&ipsw, &[("BuildManifest.plist", std::fs::read(manifest).unwrap())]);
+    zip_entries(
+        &ipsw,
+        &[("BuildManifest.plist", std::fs::read(manifest).unwrap())],
+    );
     ipsw
 }
 
@@ -242,15 +297,22 @@ fn quick(device: &str) -> ipswcheck::check::CheckOptions {
 
 #[test]
 fn iphone9_3_on_the_15_4_file_is_compatible_and_iphone10_6_is_not() {
-    let Some(m) = shared("data/buildmanifests/BuildManifest_iPhone_4.7_P3_15.4_19E241.plist") else {
+    let Some(m) = shared("data/buildmanifests/BuildManifest_iPhone_4.7_P3_15.4_19E241.plist")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let ipsw = manifest_only(&m, dir.path());
     let ok = check(&ipsw, &quick("iPhone9,3"));
     assert_eq!(ok.checks.compatibility.status, CheckStatus::Ok);
-    assert_eq!(ok.identity.as_ref().unwrap().device_class.as_deref(), Some("d101ap"));
-    assert_eq!(ok.identity.as_ref().unwrap().restore_behavior.as_deref(), Some("Erase"));
+    assert_eq!(
+        ok.identity.as_ref().unwrap().device_class.as_deref(),
+        Some("d101ap")
+    );
+    assert_eq!(
+        ok.identity.as_ref().unwrap().restore_behavior.as_deref(),
+        Some("Erase")
+    );
 
     let wrong = check(&ipsw, &quick("iPhone10,6"));
     assert_eq!(wrong.checks.compatibility.status, CheckStatus::Fail);
@@ -269,13 +331,18 @@ fn iphone8_1_passes_on_both_boards_of_the_15_7_file() {
     let ipsw = manifest_only(&m, dir.path());
     let both = check(&ipsw, &quick("iPhone8,1"));
     assert_eq!(both.checks.compatibility.status, CheckStatus::Ok);
-    assert_eq!(both.device.as_ref().unwrap().boards, vec!["n71ap", "n71map"]);
+    assert_eq!(
+        both.device.as_ref().unwrap().boards,
+        vec!["n71ap", "n71map"]
+    );
     assert!(both.checks.compatibility.message.contains("n71ap"));
     assert!(both.checks.compatibility.message.contains("n71map"));
     // Each board's own files are listed (SHA-1 on the A9).
     let dt: Vec<_> = items(&both, "DeviceTree");
     assert_eq!(dt.len(), 2, "{dt:?}");
-    assert!(dt.iter().all(|i| i.algorithm == Some(DigestAlgorithm::Sha1)));
+    assert!(dt
+        .iter()
+        .all(|i| i.algorithm == Some(DigestAlgorithm::Sha1)));
     for board in ["n71ap", "n71map"] {
         let mut o = quick("iPhone8,1");
         o.device = Some(ipswcheck::device::resolve("iPhone8,1", Some(board)).unwrap());
@@ -296,7 +363,10 @@ fn iphone3_3_on_the_iphone3_1_file_says_gsm_vs_cdma() {
     assert_eq!(r.exit_code, ExitCode::WrongDevice.code());
     let msg = &r.checks.compatibility.message;
     assert!(msg.contains("GSM") && msg.contains("CDMA"), "{msg}");
-    assert!(msg.contains("iPhone3,1") && msg.contains("iPhone3,3"), "{msg}");
+    assert!(
+        msg.contains("iPhone3,1") && msg.contains("iPhone3,3"),
+        "{msg}"
+    );
     // And the right device passes.
     let ok = check(&ipsw, &quick("iPhone3,1"));
     assert_eq!(ok.checks.compatibility.status, CheckStatus::Ok);
@@ -304,7 +374,9 @@ fn iphone3_3_on_the_iphone3_1_file_says_gsm_vs_cdma() {
 
 #[test]
 fn every_real_manifest_parses() {
-    let Some(root) = shared("realdata") else { return };
+    let Some(root) = shared("realdata") else {
+        return;
+    };
     let mut seen = 0;
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
@@ -312,7 +384,12 @@ fn every_real_manifest_parses() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().unwrap().to_string_lossy().starts_with("BuildManifest") {
+            } else if p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("BuildManifest")
+            {
                 let m = ipswcheck::manifest::BuildManifest::from_bytes(&std::fs::read(&p).unwrap())
                     .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 assert!(!m.identities.is_empty(), "{}", p.display());

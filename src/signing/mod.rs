@@ -37,8 +37,9 @@ pub mod tss;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -351,28 +352,62 @@ impl SigningSession {
             .or_else(|| manifest.supported_product_types.first().cloned());
 
         // Ask Apple for every board and ipsw.me at the same time: the wall time of a
-        // check is one timeout, not one per question.
-        let (answers, ipswme) = std::thread::scope(|s| {
-            let ipswme = product_type
-                .as_deref()
-                .map(|pt| s.spawn(move || self.ipswme_firmware(pt, &manifest.build)));
-            let handles: Vec<_> = identities
-                .iter()
-                .map(|id| s.spawn(move || self.identity_status(id)))
-                .collect();
-            let answers: Vec<IdentityAnswer> = handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| unknown_now("the TSS query panicked"))
-                })
-                .collect();
-            let ipswme = ipswme
+        // check is one timeout, not one per question. A crafted manifest may list
+        // thousands of identities: at most MAX_PARALLEL_QUERIES threads ask, about at
+        // most MAX_IDENTITIES_ASKED distinct identities, all within one deadline.
+        let deadline = Instant::now() + self.opts.timeout;
+        let asked = identities_to_ask(identities);
+        let slots: Vec<OnceLock<IdentityAnswer>> =
+            identities.iter().map(|_| OnceLock::new()).collect();
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(identity) = identities.get(i) else {
+                break;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = if !asked[i] {
+                unknown_now(&format!(
+                    "not asked: the manifest lists more than {MAX_IDENTITIES_ASKED} build \
+                     identities to ask Apple about (name the device with --device)"
+                ))
+            } else if left < Duration::from_millis(20) {
+                unknown_now(&format!(
+                    "not asked: the {:.1} s timeout ran out first",
+                    self.opts.timeout.as_secs_f64()
+                ))
+            } else {
+                self.identity_status_within(identity, left)
+            };
+            let _ = slots[i].set(answer);
+        };
+        let ipswme = std::thread::scope(|s| {
+            let ipswme = product_type.as_deref().and_then(|pt| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || self.ipswme_firmware(pt, &manifest.build))
+                    .ok()
+            });
+            let helpers = identities.len().min(MAX_PARALLEL_QUERIES).saturating_sub(1);
+            for _ in 0..helpers {
+                // A thread that cannot be created (a tight memory limit) only means
+                // fewer queries at once: this thread works through the list too.
+                if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                    break;
+                }
+            }
+            work();
+            ipswme
                 .and_then(|h| h.join().ok())
                 .and_then(Result::ok)
-                .flatten();
-            (answers, ipswme)
+                .flatten()
         });
+        let answers: Vec<IdentityAnswer> = slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|| unknown_now("the TSS query failed internally"))
+            })
+            .collect();
 
         let mut check = summarize(&manifest.build, identities, &answers);
         if let Some(fw) = ipswme {
@@ -394,6 +429,16 @@ impl SigningSession {
     /// Apple's answer for one identity: from this session's memory, else the disk cache
     /// (unless `refresh`), else one TSS query.
     pub fn identity_status(&self, identity: &BuildIdentity) -> IdentityAnswer {
+        self.identity_status_within(identity, self.opts.timeout)
+    }
+
+    /// [`SigningSession::identity_status`], with a query bounded by `timeout` rather
+    /// than the options' (several queries sharing one deadline).
+    fn identity_status_within(
+        &self,
+        identity: &BuildIdentity,
+        timeout: Duration,
+    ) -> IdentityAnswer {
         if self.opts.offline {
             return IdentityAnswer {
                 status: SigningStatus::Skipped,
@@ -410,10 +455,11 @@ impl SigningSession {
             let mut memo = self.tss_memo.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(memo.entry(key.clone()).or_default())
         };
-        cell.get_or_init(|| self.ask_tss(&key, identity)).clone()
+        cell.get_or_init(|| self.ask_tss(&key, identity, timeout))
+            .clone()
     }
 
-    fn ask_tss(&self, key: &TssKey, identity: &BuildIdentity) -> IdentityAnswer {
+    fn ask_tss(&self, key: &TssKey, identity: &BuildIdentity, timeout: Duration) -> IdentityAnswer {
         let now = SystemTime::now();
         if let (Some(cache), false) = (&self.cache, self.opts.refresh) {
             if let Some(hit) = cache.get_tss(key, &self.opts.tss_url, now) {
@@ -421,7 +467,7 @@ impl SigningSession {
             }
         }
         let answer = match self.http() {
-            Ok(http) => tss::query(http, identity, &self.opts),
+            Ok(http) => tss::query(http, identity, &self.opts, timeout.min(self.opts.timeout)),
             Err(e) => unknown_now(&e.to_string()),
         };
         if let Some(cache) = &self.cache {
@@ -492,6 +538,49 @@ pub fn check_signing(
     SigningSession::new(opts.clone()).check(manifest, identities, product_type)
 }
 
+/// Most TSS queries one check runs at once.
+const MAX_PARALLEL_QUERIES: usize = 8;
+/// Most distinct identities (UniqueBuildID, chip, board) one check asks Apple about. A
+/// real IPSW checked without `--device` has a few dozen Erase identities at most (a
+/// universal Mac file about 50); a crafted one may list thousands, and asking Apple
+/// thousands of questions for one file is not a check.
+const MAX_IDENTITIES_ASKED: usize = 64;
+
+/// Which of `identities` to ask about: those of the first [`MAX_IDENTITIES_ASKED`]
+/// distinct TSS keys (identities without a key cost no query and are "asked").
+fn identities_to_ask(identities: &[&BuildIdentity]) -> Vec<bool> {
+    let mut keys = std::collections::HashSet::new();
+    identities
+        .iter()
+        .map(|id| match TssKey::for_identity(id) {
+            None => true,
+            Some(key) => {
+                keys.contains(&key) || (keys.len() < MAX_IDENTITIES_ASKED && keys.insert(key))
+            }
+        })
+        .collect()
+}
+
+/// At most this many items of a list go into a message.
+const LISTED: usize = 8;
+
+/// `items` without repeats, at most [`LISTED`] of them, and how many more there were.
+fn first_distinct(items: Vec<String>) -> (Vec<String>, usize) {
+    let mut out: Vec<String> = Vec::new();
+    let mut more = 0;
+    for item in items {
+        if out.contains(&item) {
+            continue;
+        }
+        if out.len() < LISTED {
+            out.push(item);
+        } else {
+            more += 1;
+        }
+    }
+    (out, more)
+}
+
 fn unknown_now(detail: &str) -> IdentityAnswer {
     IdentityAnswer {
         status: SigningStatus::Unknown,
@@ -541,12 +630,18 @@ fn summarize(
     }
     let status = SigningStatus::combine(answers.iter().map(|a| a.status));
     let labels_with = |wanted: SigningStatus| -> Vec<String> {
-        identities
-            .iter()
-            .zip(answers)
-            .filter(|(_, a)| a.status == wanted)
-            .map(|(id, _)| board_label(id))
-            .collect()
+        let (mut labels, more) = first_distinct(
+            identities
+                .iter()
+                .zip(answers)
+                .filter(|(_, a)| a.status == wanted)
+                .map(|(id, _)| board_label(id))
+                .collect(),
+        );
+        if more > 0 {
+            labels.push(format!("{more} more"));
+        }
+        labels
     };
     let deciding = answers
         .iter()
@@ -571,12 +666,17 @@ fn summarize(
             deciding.detail
         ),
         _ => {
-            let reasons: Vec<String> = identities
-                .iter()
-                .zip(answers)
-                .filter(|(_, a)| a.status == SigningStatus::Unknown)
-                .map(|(id, a)| format!("{}: {}", board_label(id), a.detail))
-                .collect();
+            let (mut reasons, more) = first_distinct(
+                identities
+                    .iter()
+                    .zip(answers)
+                    .filter(|(_, a)| a.status == SigningStatus::Unknown)
+                    .map(|(id, a)| format!("{}: {}", board_label(id), a.detail))
+                    .collect(),
+            );
+            if more > 0 {
+                reasons.push(format!("and {more} more"));
+            }
             format!(
                 "could not find out whether Apple signs {build} ({}). This is not evidence \
                  that the build is unsigned; try again later or run `ipswcheck doctor`.",

@@ -301,7 +301,9 @@ fn ticket_in(plist: &[u8]) -> Result<bool, String> {
     if !plist.starts_with(b"<") {
         return Err("the REQUEST_STRING is not an XML plist".into());
     }
-    let value = Value::from_reader_xml(plist)
+    // Bounded: a hostile answer nesting 100,000 arrays must not overflow this thread's
+    // stack (see `read_plist_bounded`).
+    let value = crate::manifest::read_plist_bounded(plist)
         .map_err(|e| format!("the REQUEST_STRING plist does not parse: {e}"))?;
     let Some(dict) = value.as_dictionary() else {
         return Err("the REQUEST_STRING plist is not a dictionary".into());
@@ -344,10 +346,14 @@ pub(crate) fn missing_fields(identity: &BuildIdentity) -> String {
 }
 
 /// One TSS query for `identity`: POST the request, read the answer, decide.
+///
+/// `timeout` bounds the whole query, retries included (at most `opts.timeout`; less when
+/// the query is one of several sharing one deadline).
 pub(crate) fn query(
     http: &Http,
     identity: &BuildIdentity,
     opts: &SigningOptions,
+    timeout: std::time::Duration,
 ) -> IdentityAnswer {
     let answer = |status, tss_status, detail: String| IdentityAnswer {
         status,
@@ -365,7 +371,7 @@ pub(crate) fn query(
     if let Err(e) = Value::Dictionary(request).to_writer_xml(&mut xml) {
         return unknown(format!("could not write the TSS request: {e}"));
     }
-    let reply = match http.post(&opts.tss_url, &xml, &TSS_HEADERS, opts.timeout) {
+    let reply = match http.post(&opts.tss_url, &xml, &TSS_HEADERS, timeout) {
         Ok(reply) => reply,
         Err(e) => return unknown(e.to_string()),
     };

@@ -18,7 +18,9 @@ use ipswcheck::verify::{ComponentFinding, ComponentStatus};
 /// `../shared/<rel>`, or `None` (with a note) when the reference data is absent.
 /// Under `CI=true` its absence is a failure: CI always has ../shared beside the repo.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
     if path.exists() {
         return Some(path);
     }

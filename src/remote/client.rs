@@ -1,0 +1,551 @@
+//! Range reads of one remote file over HTTP(S), counted to the byte.
+//!
+//! - The first request asks for the last [`TAIL_LEN`] bytes with a suffix range
+//!   (`Range: bytes=-65558`): one round trip gives the file's size (from `Content-Range`),
+//!   its validators (`ETag`, `Last-Modified`) and the zip end records.
+//! - A server that answers a range request with `200` and the whole body does not support
+//!   ranges. That is seen from the status line and headers, before the body: the
+//!   response is dropped (closing the connection) and nothing more is read. The only
+//!   `200` accepted is one for a file no larger than the tail we asked for.
+//! - Every later request carries `If-Range` with the first answer's validator, and every
+//!   answer's `Content-Range` and `ETag` are compared with what was asked and first seen,
+//!   so bytes of two different versions of a file are never mixed.
+//! - Bodies are read to exactly the length asked for, so a broken server cannot make us
+//!   read (or allocate) more.
+//! - Everything fetched is kept in memory as blocks (a few hundred KB for a quick check)
+//!   and later reads are served from them.
+//! - Redirects are followed (reqwest's default of at most 10); TLS verification is always
+//!   on; the timeout bounds each request and each read of a body, so a stalled transfer
+//!   ends instead of hanging.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{self, HeaderMap};
+use reqwest::StatusCode;
+
+use super::human_bytes;
+
+/// The zip end record is 22 bytes plus a comment of at most 65535 bytes: the last
+/// `TAIL_LEN` bytes always contain it.
+pub const TAIL_LEN: u64 = 22 + 65535;
+
+/// Why a remote file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error("is not an http:// or https:// URL")]
+    NotAUrl,
+    #[error("offline: checking a URL needs the network")]
+    Offline,
+    #[error("could not set up HTTP: {0}")]
+    Client(String),
+    #[error("could not be reached: {0}")]
+    Network(String),
+    #[error("the server answered HTTP {0}")]
+    HttpStatus(String),
+    #[error("the server does not support range requests; ipswcheck will not download {} to check it", size.map(human_bytes).unwrap_or_else(|| "the whole file".into()))]
+    NoRanges { size: Option<u64> },
+    #[error("the server answered a range request with another range ({0})")]
+    BadRange(String),
+    #[error("the file changed on the server while it was being read")]
+    Changed,
+    #[error("is empty (0 bytes)")]
+    Empty,
+    #[error("the transfer broke off after {got} of {want} bytes: {reason}")]
+    BrokenOff { got: u64, want: u64, reason: String },
+    #[error("{what} is {size} bytes, more than the {limit}-byte limit")]
+    TooLarge { what: String, size: u64, limit: u64 },
+    #[error("the check was cancelled")]
+    Cancelled,
+}
+
+impl RemoteError {
+    /// Worth trying again (the connection failed or broke): as opposed to an answer.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Network(_) | RemoteError::BrokenOff { .. }
+        )
+    }
+}
+
+/// What identifies one version of the remote file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    fn from_headers(headers: &HeaderMap) -> Validators {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Validators {
+            etag: text(header::ETAG),
+            last_modified: text(header::LAST_MODIFIED),
+        }
+    }
+
+    /// The `If-Range` value: a strong ETag, else the Last-Modified date (RFC 9110 §13.1.5
+    /// forbids weak ETags there).
+    pub fn if_range(&self) -> Option<&str> {
+        match &self.etag {
+            Some(e) if !e.starts_with("W/") => Some(e),
+            _ => self.last_modified.as_deref(),
+        }
+    }
+
+    /// Whether `other` names the same version: equal ETags when both have one, else
+    /// equal Last-Modified dates. Without validators nothing can be proven the same.
+    pub fn same_version(&self, other: &Validators) -> bool {
+        match (&self.etag, &other.etag) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => {
+                self.last_modified.is_some() && self.last_modified == other.last_modified
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Size and validators, known after the first answer.
+#[derive(Debug, Clone)]
+struct Meta {
+    size: u64,
+    validators: Validators,
+}
+
+/// One remote file read with range requests. Shareable between threads.
+pub struct RemoteFile {
+    url: String,
+    client: Client,
+    meta: OnceLock<Meta>,
+    /// Bytes received: bodies plus status lines and headers.
+    fetched: AtomicU64,
+    requests: AtomicU64,
+    /// Fetched ranges, by offset (possibly overlapping).
+    blocks: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl std::fmt::Debug for RemoteFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteFile")
+            .field("url", &self.url)
+            .field("size", &self.size())
+            .field("fetched", &self.bytes_fetched())
+            .finish()
+    }
+}
+
+/// Whether `text` is an `http://` or `https://` URL (what the CLI treats as remote).
+pub fn is_url(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+impl RemoteFile {
+    /// A reader for `url`; nothing is sent yet. `timeout` bounds each request and each
+    /// read of a body.
+    pub fn new(url: &str, timeout: Duration) -> Result<RemoteFile, RemoteError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| RemoteError::NotAUrl)?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(RemoteError::NotAUrl);
+        }
+        let mut builder = Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("ipswcheck/", env!("CARGO_PKG_VERSION")));
+        if is_loopback(&parsed) {
+            // A proxy can never reach this machine's loopback (tests, a local mirror).
+            builder = builder.no_proxy();
+        }
+        let client = builder
+            .build()
+            .map_err(|e| RemoteError::Client(error_chain(&e)))?;
+        Ok(RemoteFile {
+            url: url.to_owned(),
+            client,
+            meta: OnceLock::new(),
+            fetched: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            blocks: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The file's size, once the first answer gave it.
+    pub fn size_known(&self) -> Option<u64> {
+        self.meta.get().map(|m| m.size)
+    }
+
+    /// The file's size (0 before the first answer).
+    pub fn size(&self) -> u64 {
+        self.size_known().unwrap_or(0)
+    }
+
+    /// The validators of the first answer.
+    pub fn validators(&self) -> Validators {
+        self.meta
+            .get()
+            .map(|m| m.validators.clone())
+            .unwrap_or_default()
+    }
+
+    /// Bytes received so far: every body plus every status line and header block.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Count `n` more bytes received (callers that stream a body themselves).
+    pub fn add_fetched(&self, n: u64) {
+        self.fetched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Fetch the last [`TAIL_LEN`] bytes (or the whole file if it is smaller); learn the
+    /// size and validators. Returns the offset of the first byte fetched.
+    pub fn fetch_tail(&self) -> Result<u64, RemoteError> {
+        if let Some(m) = self.meta.get() {
+            return Ok(m.size.saturating_sub(TAIL_LEN));
+        }
+        let response = self.send(&format!("bytes=-{TAIL_LEN}"), None)?;
+        let validators = Validators::from_headers(response.headers());
+        let (start, end, size) = match response.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                let (start, end, size) = content_range(response.headers())?;
+                let want_start = size.saturating_sub(TAIL_LEN);
+                if size == 0 || start != want_start || end + 1 != size {
+                    return Err(RemoteError::BadRange(format!(
+                        "asked for the last {TAIL_LEN} bytes, got {start}-{end}/{size}"
+                    )));
+                }
+                (start, end + 1, size)
+            }
+            StatusCode::OK => match response.content_length() {
+                // A file no larger than the tail: this *is* the tail.
+                Some(n) if n <= TAIL_LEN => (0, n, n),
+                n => return Err(RemoteError::NoRanges { size: n }),
+            },
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                // Only an empty file cannot satisfy a suffix range.
+                return Err(RemoteError::Empty);
+            }
+            _ => return Err(http_status(&response)),
+        };
+        if size == 0 {
+            return Err(RemoteError::Empty);
+        }
+        let _ = self.meta.set(Meta { size, validators });
+        let body = self.read_body(response, end - start)?;
+        self.keep(start, body);
+        Ok(start)
+    }
+
+    /// `len` bytes at `offset`, from the blocks already fetched or with one request for
+    /// at least `min_fetch` bytes (clipped to the end of the file).
+    pub fn read_at(&self, offset: u64, len: u64, min_fetch: u64) -> Result<Vec<u8>, RemoteError> {
+        let size = self.size();
+        let end = offset.saturating_add(len).min(size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        if let Some(bytes) = self.cached(offset, end) {
+            return Ok(bytes);
+        }
+        let fetch_end = offset.saturating_add(len.max(min_fetch)).min(size);
+        let block = self.fetch_range(offset, fetch_end)?;
+        Ok(block[..(end - offset) as usize].to_vec())
+    }
+
+    /// Bytes `start..end` from the blocks already fetched, if together they cover them.
+    pub fn cached(&self, start: u64, end: u64) -> Option<Vec<u8>> {
+        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        let mut pos = start;
+        while pos < end {
+            // The block holding `pos` that reaches furthest.
+            let (at, data) = blocks
+                .iter()
+                .filter(|(at, data)| *at <= pos && pos < at + data.len() as u64)
+                .max_by_key(|(at, data)| at + data.len() as u64)?;
+            let upto = (at + data.len() as u64).min(end);
+            out.extend_from_slice(&data[(pos - at) as usize..(upto - at) as usize]);
+            pos = upto;
+        }
+        Some(out)
+    }
+
+    /// The longest run of fetched bytes that reaches the end of the file: its offset and
+    /// bytes (the end records and central directory, after a quick check).
+    pub fn cached_suffix(&self) -> (u64, Vec<u8>) {
+        let size = self.size();
+        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut start = size;
+        loop {
+            // The block that reaches furthest back while still touching `start`.
+            let best = blocks
+                .iter()
+                .filter(|(at, data)| *at < start && at + data.len() as u64 >= start)
+                .min_by_key(|(at, _)| *at);
+            match best {
+                Some((at, _)) => start = *at,
+                None => break,
+            }
+        }
+        let mut out = vec![0u8; (size - start) as usize];
+        let mut sorted: Vec<_> = blocks.iter().filter(|(at, _)| *at >= start).collect();
+        sorted.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        // Later (lower) blocks are copied last; overlapping bytes are identical anyway.
+        for (at, data) in sorted {
+            let from = (at - start) as usize;
+            let n = data.len().min(out.len() - from);
+            out[from..from + n].copy_from_slice(&data[..n]);
+        }
+        (start, out)
+    }
+
+    /// Fetch `start..end` with one request and keep it.
+    pub fn fetch_range(&self, start: u64, end: u64) -> Result<Arc<Vec<u8>>, RemoteError> {
+        let response = self.open_range(start, end)?;
+        let body = self.read_body(response, end - start)?;
+        Ok(self.keep(start, body))
+    }
+
+    /// Send a request for `start..end` and check its answer up to the headers; the body
+    /// is the caller's to read (and to count with [`RemoteFile::add_fetched`]).
+    pub fn open_range(&self, start: u64, end: u64) -> Result<Response, RemoteError> {
+        let meta = self.meta.get().cloned().ok_or_else(|| {
+            RemoteError::BadRange("the file's size is not known yet (fetch_tail first)".into())
+        })?;
+        if start >= end || end > meta.size {
+            return Err(RemoteError::BadRange(format!(
+                "{start}-{end} is outside the file's {} bytes",
+                meta.size
+            )));
+        }
+        let if_range = meta.validators.if_range().map(str::to_owned);
+        let response = self.send(&format!("bytes={start}-{}", end - 1), if_range.as_deref())?;
+        match response.status() {
+            StatusCode::PARTIAL_CONTENT => {}
+            StatusCode::OK if if_range.is_some() => return Err(RemoteError::Changed),
+            StatusCode::OK => {
+                return Err(RemoteError::NoRanges {
+                    size: response.content_length(),
+                })
+            }
+            StatusCode::PRECONDITION_FAILED => return Err(RemoteError::Changed),
+            _ => return Err(http_status(&response)),
+        }
+        let got = content_range(response.headers())?;
+        if got != (start, end - 1, meta.size) {
+            return Err(RemoteError::BadRange(format!(
+                "asked for {start}-{}/{}, got {}-{}/{}",
+                end - 1,
+                meta.size,
+                got.0,
+                got.1,
+                got.2
+            )));
+        }
+        // Each validator both answers carry must agree.
+        let now = Validators::from_headers(response.headers());
+        let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+        if differs(&now.etag, &meta.validators.etag)
+            || differs(&now.last_modified, &meta.validators.last_modified)
+        {
+            return Err(RemoteError::Changed);
+        }
+        Ok(response)
+    }
+
+    fn send(&self, range: &str, if_range: Option<&str>) -> Result<Response, RemoteError> {
+        let mut request = self
+            .client
+            .get(&self.url)
+            .header(header::RANGE, range)
+            .header(header::ACCEPT_ENCODING, "identity");
+        if let Some(v) = if_range {
+            request = request.header(header::IF_RANGE, v);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request.send().map_err(|e| {
+            RemoteError::Network(if e.is_timeout() {
+                "no answer in time".into()
+            } else {
+                error_chain(&e)
+            })
+        })?;
+        self.add_fetched(header_bytes(&response));
+        Ok(response)
+    }
+
+    /// Read exactly `len` bytes of `response`'s body.
+    fn read_body(&self, response: Response, len: u64) -> Result<Vec<u8>, RemoteError> {
+        if let Some(n) = response.content_length() {
+            if n != len {
+                return Err(RemoteError::BadRange(format!(
+                    "a {len}-byte range came with Content-Length {n}"
+                )));
+            }
+        }
+        let mut body = Vec::with_capacity(len as usize);
+        let result = response.take(len).read_to_end(&mut body);
+        self.add_fetched(body.len() as u64);
+        match result {
+            Ok(_) if body.len() as u64 == len => Ok(body),
+            Ok(_) => Err(RemoteError::BrokenOff {
+                got: body.len() as u64,
+                want: len,
+                reason: "the connection closed".into(),
+            }),
+            Err(e) => Err(RemoteError::BrokenOff {
+                got: body.len() as u64,
+                want: len,
+                reason: io_error_chain(&e),
+            }),
+        }
+    }
+
+    fn keep(&self, start: u64, body: Vec<u8>) -> Arc<Vec<u8>> {
+        let body = Arc::new(body);
+        self.blocks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((start, Arc::clone(&body)));
+        body
+    }
+}
+
+/// `Content-Range: bytes START-END/SIZE` (a `*` size is refused: we need the size).
+fn content_range(headers: &HeaderMap) -> Result<(u64, u64, u64), RemoteError> {
+    let raw = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RemoteError::BadRange("no Content-Range".into()))?;
+    let bad = || RemoteError::BadRange(format!("Content-Range {raw:?}"));
+    let rest = raw.trim().strip_prefix("bytes ").ok_or_else(bad)?;
+    let (range, size) = rest.split_once('/').ok_or_else(bad)?;
+    let (start, end) = range.split_once('-').ok_or_else(bad)?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
+    let (start, end, size) = (num(start)?, num(end)?, num(size)?);
+    if start > end || end >= size {
+        return Err(bad());
+    }
+    Ok((start, end, size))
+}
+
+fn http_status(response: &Response) -> RemoteError {
+    let status = response.status();
+    RemoteError::HttpStatus(match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    })
+}
+
+/// The size of a status line and header block as sent (HTTP/1.1 framing).
+fn header_bytes(response: &Response) -> u64 {
+    let status_line =
+        "HTTP/1.1 000 ".len() + response.status().canonical_reason().unwrap_or("").len() + 2;
+    let headers: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    (status_line + headers + 2) as u64
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// reqwest's own message is "error sending request for url (…)"; the useful part
+/// ("Connection refused", "invalid peer certificate: UnknownIssuer") is in its sources.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = e.source();
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+pub(crate) fn io_error_chain(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => error_chain(inner),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parses_and_refuses_nonsense() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_RANGE, "bytes 10-19/100".parse().unwrap());
+        assert_eq!(content_range(&h).unwrap(), (10, 19, 100));
+        for bad in [
+            "bytes 10-19/*",
+            "bytes 20-10/100",
+            "bytes 0-100/100",
+            "items 0-1/2",
+        ] {
+            h.insert(header::CONTENT_RANGE, bad.parse().unwrap());
+            assert!(content_range(&h).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validators_prefer_strong_etags() {
+        let v = Validators {
+            etag: Some("W/\"x\"".into()),
+            last_modified: Some("Tue, 01 Jul 2025 00:00:00 GMT".into()),
+        };
+        assert_eq!(v.if_range(), v.last_modified.as_deref());
+        let strong = Validators {
+            etag: Some("\"x\"".into()),
+            last_modified: None,
+        };
+        assert_eq!(strong.if_range(), Some("\"x\""));
+        assert!(strong.same_version(&strong.clone()));
+        assert!(!Validators::default().same_version(&Validators::default()));
+    }
+
+    #[test]
+    fn urls_are_recognized() {
+        assert!(is_url("https://updates.cdn-apple.com/x.ipsw"));
+        assert!(is_url("HTTP://127.0.0.1:8/x"));
+        assert!(!is_url("x.ipsw"));
+        assert!(!is_url("ftp://x"));
+    }
+}

@@ -1,0 +1,676 @@
+//! `ipswcheck fetch URL -o FILE`: download an IPSW once, verifying it as it arrives, and
+//! keep it only if every check passed.
+//!
+//! 1. **Preflight, by range** ([`super::open_url`], [`super::quick_check`]): the end of
+//!    the zip, the directory and the manifests (well under 1 MB), then device, identity,
+//!    component presence and signing. Wrong device (20), not signed (30), signing unknown
+//!    (31), a missing component (11): stop here, with nothing written.
+//! 2. **`FILE.part`**, pre-sized (sparse where the file system allows), gets the fetched
+//!    end of the file (end records and directory) at its offset, so it can be opened as
+//!    an ordinary [`Archive`] at once. `FILE.part.json` records the URL, size, validators
+//!    and how many bytes from the start are in place.
+//! 3. **One streamed download** of the rest, from offset 0 (or where an earlier attempt
+//!    stopped) while [`verify::run_plan_as_written`] verifies every entry — CRC-32,
+//!    component digests — and the whole-file SHA-1 as soon as its bytes are written. A
+//!    broken transfer is resumed with a range request and `If-Range` (up to
+//!    [`FetchOptions::retries`] times in a row without progress); across runs, a
+//!    `FILE.part` whose sidecar matches the server's ETag/Last-Modified is resumed.
+//! 4. **The normal full report.** Only when it is ready (exit 0) does `FILE.part` become
+//!    `FILE` (a hard link then unlink, so an existing `FILE` is never replaced). On a
+//!    failed check nothing is kept, or with `keep` the file is kept as `FILE.failed`.
+//!
+//! Read-only rule: an existing `FILE` is never modified or deleted (fetch refuses to
+//! start), and a `FILE.part` is only reused or removed when its sidecar says this command
+//! wrote it for this URL.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::client::io_error_chain;
+use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failure, unreadable};
+use super::{RemoteError, RemoteFile, Validators};
+use crate::archive::Archive;
+use crate::check::{CheckOptions, OpenedIpsw, PreparedCheck, Progress};
+use crate::report::{CheckStatus, Problem, Report};
+use crate::signing::SigningSession;
+use crate::verify::{self, EntryDamage};
+
+/// Default for [`FetchOptions::retries`].
+pub const DEFAULT_RETRIES: u32 = 5;
+/// How often the sidecar's byte count is brought up to date during a download.
+const SIDECAR_EVERY_BYTES: u64 = 64 << 20;
+const SIDECAR_EVERY: Duration = Duration::from_secs(2);
+/// A reconnection that got at least this far counts as progress (resets the retries).
+const PROGRESS_RESETS_RETRIES: u64 = 1 << 20;
+
+/// What to check and how to download.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// The check (device, behavior, expected checksum, signing). `quick` is ignored: the
+    /// preflight is quick, the final check is full.
+    pub check: CheckOptions,
+    /// Keep a download that failed its checks as `FILE.failed` instead of deleting it.
+    pub keep: bool,
+    /// Reconnections after the transfer broke, in a row without progress.
+    pub retries: u32,
+}
+
+/// How a fetch ended. Check failures are in `report` (its exit code is the answer).
+#[derive(Debug)]
+pub struct FetchOutcome {
+    /// The preflight report when it stopped the fetch, else the full check of the
+    /// downloaded bytes; `file` is the URL, `bytes_fetched` counts every response.
+    pub report: Report,
+    /// Where the verified file now is (only when every check passed).
+    pub saved: Option<PathBuf>,
+    /// `FILE.failed`: a download that failed a check, kept because of `keep`.
+    pub kept_failed: Option<PathBuf>,
+    /// `FILE.part`, kept so that running the same fetch again resumes it.
+    pub partial: Option<PathBuf>,
+    /// The download continued an earlier partial one from this offset.
+    pub resumed_from: Option<u64>,
+    /// Whether the body was downloaded at all (false: the preflight stopped it).
+    pub downloaded: bool,
+}
+
+impl FetchOutcome {
+    fn stopped(report: Report) -> Self {
+        FetchOutcome {
+            report,
+            saved: None,
+            kept_failed: None,
+            partial: None,
+            resumed_from: None,
+            downloaded: false,
+        }
+    }
+}
+
+/// Why a fetch did not start (a usage problem: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("offline: `fetch` downloads, so it needs the network")]
+    Offline,
+    #[error("{} already exists; ipswcheck never replaces a file: choose another name with -o", .0.display())]
+    Exists(PathBuf),
+    #[error("{} exists but was not left by `ipswcheck fetch` of this URL; remove it or choose another name with -o", .0.display())]
+    ForeignPart(PathBuf),
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("another `ipswcheck fetch` is writing {}", .0.display())]
+    Busy(PathBuf),
+}
+
+/// `FILE.part.json`: what a partial download is of, and how far it got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sidecar {
+    /// Marks the file as ours.
+    ipswcheck_fetch: u32,
+    url: String,
+    size: u64,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    /// Bytes from the start of the file known to be written.
+    completed: u64,
+}
+
+impl Sidecar {
+    fn validators(&self) -> Validators {
+        Validators {
+            etag: self.etag.clone(),
+            last_modified: self.last_modified.clone(),
+        }
+    }
+
+    fn read(path: &Path) -> Option<Sidecar> {
+        let bytes = fs::read(path).ok()?;
+        serde_json::from_slice::<Sidecar>(&bytes)
+            .ok()
+            .filter(|s| s.ipswcheck_fetch == 1)
+    }
+
+    /// Write atomically (temporary file + rename).
+    fn save(&self, path: &Path) -> io::Result<()> {
+        let tmp = with_suffix(path, ".tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
+        fs::rename(&tmp, path)
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The file name a URL would be saved under: its last path segment.
+pub fn default_file_name(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let last = parsed.path_segments()?.next_back()?.to_owned();
+    let name = percent_decode(&last);
+    (!name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])).then_some(name)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Download `url` to `dest`, verifying it on the way (see the module documentation).
+/// `progress.done`/`total` count downloaded bytes; setting `progress.cancel` stops the
+/// download and keeps `FILE.part` for a later resume.
+pub fn fetch(
+    url: &str,
+    dest: &Path,
+    options: &FetchOptions,
+    session: Option<&SigningSession>,
+    progress: &Progress,
+) -> Result<FetchOutcome, FetchError> {
+    if options.check.signing.offline {
+        return Err(FetchError::Offline);
+    }
+    let part_path = with_suffix(dest, ".part");
+    let sidecar_path = with_suffix(dest, ".part.json");
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(FetchError::Exists(dest.to_path_buf()));
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(FetchError::Io {
+            path: parent,
+            source: io::Error::new(io::ErrorKind::NotFound, "no such directory"),
+        });
+    }
+    let previous = match fs::symlink_metadata(&part_path) {
+        Ok(meta) => match Sidecar::read(&sidecar_path) {
+            Some(s) if s.url == url && meta.is_file() => Some(s),
+            _ => return Err(FetchError::ForeignPart(part_path)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(FetchError::Io {
+                path: part_path,
+                source: e,
+            })
+        }
+    };
+
+    // 1. Preflight: everything a restore checks first, without the body.
+    let remote = match RemoteFile::new(url, options.check.signing.timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(FetchOutcome::stopped(remote_failure(
+                url,
+                &options.check,
+                None,
+                &e,
+            )))
+        }
+    };
+    let ipsw = match open_url(&remote) {
+        Ok(ipsw) => ipsw,
+        Err(e) => {
+            let mut report = unreadable(url, &options.check, &e);
+            fix_remote_report(&mut report, url, Some(&remote));
+            return Ok(FetchOutcome::stopped(report));
+        }
+    };
+    let (mut preflight, signing) = quick_check(&ipsw, &options.check, session);
+    fix_remote_report(&mut preflight, url, Some(&remote));
+    if preflight.exit_code != 0 {
+        return Ok(FetchOutcome::stopped(preflight));
+    }
+
+    // 2. FILE.part with the end of the file in place, and its sidecar.
+    let size = remote.size();
+    let validators = remote.validators();
+    let (body_end, suffix) = remote.cached_suffix();
+    let resume_from = previous
+        .filter(|p| p.size == size && p.validators().same_version(&validators))
+        .map(|p| p.completed.min(body_end))
+        .filter(|&n| n > 0);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FetchError::Io { path, source }
+    };
+    // The sidecar first: a FILE.part without one would be refused as not ours.
+    let mut sidecar = Sidecar {
+        ipswcheck_fetch: 1,
+        url: url.to_owned(),
+        size,
+        etag: validators.etag.clone(),
+        last_modified: validators.last_modified.clone(),
+        completed: resume_from.unwrap_or(0),
+    };
+    sidecar.save(&sidecar_path).map_err(io_err(&sidecar_path))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&part_path)
+        .map_err(io_err(&part_path))?;
+    if !lock_exclusive(&file) {
+        return Err(FetchError::Busy(part_path));
+    }
+    (|| -> io::Result<()> {
+        if resume_from.is_none() {
+            file.set_len(0)?;
+        }
+        file.set_len(size)?;
+        let mut w = &file;
+        w.seek(SeekFrom::Start(body_end))?;
+        w.write_all(&suffix)
+    })()
+    .map_err(io_err(&part_path))?;
+    // The archive notices any change of size or mtime during the check; ours are
+    // expected, so the mtime is put back once the download is complete.
+    let opened_mtime = file.metadata().and_then(|m| m.modified()).ok();
+
+    let archive = match Archive::open(&part_path) {
+        Ok(a) if a.entries() == ipsw.archive.entries() => a,
+        other => {
+            drop(file);
+            let _ = fs::remove_file(&part_path);
+            let _ = fs::remove_file(&sidecar_path);
+            let mut report = preflight;
+            let damage = match other {
+                // The layout checks of a local open (a resumed prefix is in place).
+                Err(e) => Some(e.to_string()),
+                Ok(_) => None,
+            };
+            let problem = match &damage {
+                Some(e) => Problem {
+                    check: "archive".into(),
+                    message: format!("{url}: {e}"),
+                    hint: Some("the file is corrupt: download it from elsewhere".into()),
+                },
+                // The same bytes parsed differently: never expected.
+                None => Problem {
+                    check: "file".into(),
+                    message: format!(
+                        "{url}: the end of the file, written to {}, does not read back as the same zip directory",
+                        part_path.display()
+                    ),
+                    hint: Some("report this as a bug in ipswcheck".into()),
+                },
+            };
+            report.problems.insert(0, problem);
+            if let Some(e) = damage {
+                report.checks.archive.status = CheckStatus::Fail;
+                report.checks.archive.damage.push(EntryDamage {
+                    entry: String::new(),
+                    problem: e,
+                    crc: false,
+                });
+                report.conclude(false, false);
+            } else {
+                report.conclude(true, false);
+            }
+            return Ok(FetchOutcome::stopped(report));
+        }
+    };
+    let OpenedIpsw {
+        manifest, restore, ..
+    } = ipsw;
+    let local = OpenedIpsw {
+        archive,
+        manifest,
+        restore,
+    };
+    let full = CheckOptions {
+        quick: false,
+        ..options.check.clone()
+    };
+    let prepared = PreparedCheck::new(&local, &full);
+
+    // 3. Download and verify at the same time.
+    let start = resume_from.unwrap_or(0);
+    let written = AtomicU64::new(start);
+    let stop = AtomicBool::new(false);
+    let verified = AtomicU64::new(0);
+    progress.total.store(size, Ordering::Relaxed);
+    progress.done.store(start, Ordering::Relaxed);
+    let result = std::thread::scope(|s| {
+        let verifier =
+            s.spawn(|| verify::run_plan_as_written(prepared.plan(), &written, &verified, &stop));
+        let mut transfer = Transfer {
+            remote: &remote,
+            file: &file,
+            written: &written,
+            progress,
+            sidecar: &mut sidecar,
+            sidecar_path: &sidecar_path,
+            retries: options.retries,
+        };
+        let result = transfer.run(start, body_end);
+        if result.is_ok() {
+            written.store(size, Ordering::Release);
+            progress.done.store(size, Ordering::Relaxed);
+        } else {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let _ = verifier.join();
+        result
+    });
+
+    let mut outcome = FetchOutcome {
+        report: preflight.clone(),
+        saved: None,
+        kept_failed: None,
+        partial: None,
+        resumed_from: resume_from,
+        downloaded: true,
+    };
+    if let Err(failure) = result {
+        drop(prepared);
+        drop(local);
+        let _ = file.sync_data();
+        drop(file);
+        let mut report = preflight;
+        let keep_part = !matches!(failure, TransferError::Remote(RemoteError::Changed));
+        let done = sidecar.completed;
+        let (message, hint, interrupted) = match failure {
+            TransferError::Cancelled => (
+                format!("the download was interrupted at {} of {}", human_bytes(done), human_bytes(size)),
+                format!("run the same command again: it resumes from {}", part_path.display()),
+                true,
+            ),
+            TransferError::Remote(RemoteError::Changed) => (
+                format!("{url}: the file changed on the server during the download"),
+                "run the same command again to download the new version from the start".into(),
+                false,
+            ),
+            TransferError::Remote(e) => (
+                format!(
+                    "{url}: the download stopped at {} of {}: {}",
+                    human_bytes(done),
+                    human_bytes(size),
+                    match e {
+                        RemoteError::BrokenOff { reason, .. } => reason,
+                        other => other.to_string(),
+                    }
+                ),
+                format!("run the same command again: it resumes from {}", part_path.display()),
+                false,
+            ),
+            TransferError::Write(e) => (
+                format!("cannot write {}: {e}", part_path.display()),
+                format!(
+                    "free some space (the file needs {}) and run the same command again: it resumes",
+                    human_bytes(size)
+                ),
+                false,
+            ),
+        };
+        report.problems.insert(
+            0,
+            Problem {
+                check: "file".into(),
+                message,
+                hint: Some(hint),
+            },
+        );
+        report.conclude(!interrupted, interrupted);
+        fix_remote_report(&mut report, url, Some(&remote));
+        if keep_part {
+            outcome.partial = Some(part_path);
+        } else {
+            let _ = fs::remove_file(&part_path);
+            let _ = fs::remove_file(&sidecar_path);
+        }
+        outcome.report = report;
+        return Ok(outcome);
+    }
+
+    // 4. The full report; keep the file only if it is ready.
+    if let Some(t) = opened_mtime {
+        let _ = file.set_modified(t);
+    }
+    let mut report = prepared.finish(signing);
+    // Now that every byte is in place, the layout checks a local file gets when opened
+    // (entries that overlap, or run into the directory) apply too.
+    if let Err(e) = Archive::open(&part_path) {
+        report.checks.archive.status = CheckStatus::Fail;
+        report.checks.archive.damage.push(EntryDamage {
+            entry: String::new(),
+            problem: e.to_string(),
+            crc: false,
+        });
+        report.problems.push(Problem {
+            check: "archive".into(),
+            message: format!("{url}: {e}"),
+            hint: Some("the file is corrupt: download it from elsewhere".into()),
+        });
+        report.conclude(false, false);
+    }
+    fix_remote_report(&mut report, url, Some(&remote));
+    drop(local);
+    let _ = file.sync_all();
+    drop(file);
+    let _ = fs::remove_file(&sidecar_path);
+    if report.exit_code == 0 {
+        match publish(&part_path, dest) {
+            Ok(()) => outcome.saved = Some(dest.to_path_buf()),
+            Err(e) => {
+                report.problems.push(Problem {
+                    check: "file".into(),
+                    message: format!(
+                        "the verified download could not be renamed to {}: {e}",
+                        dest.display()
+                    ),
+                    hint: Some(format!("it is in {}", part_path.display())),
+                });
+                report.conclude(true, false);
+                outcome.partial = Some(part_path);
+            }
+        }
+    } else if options.keep {
+        outcome.kept_failed = keep_failed(&part_path, dest);
+    } else {
+        let _ = fs::remove_file(&part_path);
+    }
+    outcome.report = report;
+    Ok(outcome)
+}
+
+/// Lock `file` for this process alone (released when it is closed, or the process
+/// ends): two fetches to the same FILE must not write one FILE.part.
+fn lock_exclusive(file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        true
+    }
+}
+
+/// Move `from` to `to` without ever replacing an existing `to`.
+fn publish(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        // File systems without hard links: check, then rename (a tiny race remains).
+        Err(_) if fs::symlink_metadata(to).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => fs::rename(from, to),
+    }
+}
+
+/// Keep a failed download as `FILE.failed` (or `FILE.failed.N` if that is taken).
+fn keep_failed(part: &Path, dest: &Path) -> Option<PathBuf> {
+    for n in 0..100 {
+        let target = if n == 0 {
+            with_suffix(dest, ".failed")
+        } else {
+            with_suffix(dest, &format!(".failed.{n}"))
+        };
+        match publish(part, &target) {
+            Ok(()) => return Some(target),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = fs::remove_file(part);
+    None
+}
+
+#[derive(Debug)]
+enum TransferError {
+    Remote(RemoteError),
+    Write(String),
+    Cancelled,
+}
+
+/// The streamed download of `start..end` into the part file.
+struct Transfer<'a> {
+    remote: &'a RemoteFile,
+    file: &'a File,
+    written: &'a AtomicU64,
+    progress: &'a Progress,
+    sidecar: &'a mut Sidecar,
+    sidecar_path: &'a Path,
+    retries: u32,
+}
+
+impl Transfer<'_> {
+    fn run(&mut self, start: u64, end: u64) -> Result<(), TransferError> {
+        let mut pos = start;
+        let mut failures = 0u32;
+        let mut buf = vec![0u8; 1 << 20];
+        while pos < end {
+            let before = pos;
+            let result = self.attempt(&mut pos, end, &mut buf);
+            self.save(pos);
+            match result {
+                Ok(()) => {}
+                Err(TransferError::Remote(e)) if e.is_transient() => {
+                    if pos - before >= PROGRESS_RESETS_RETRIES {
+                        failures = 0;
+                    }
+                    if failures >= self.retries {
+                        return Err(TransferError::Remote(e));
+                    }
+                    failures += 1;
+                    std::thread::sleep(Duration::from_millis(200) * failures);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.progress.cancel.load(Ordering::Relaxed) {
+                return Err(TransferError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// One request for `pos..end`, written as it arrives; `pos` advances.
+    fn attempt(&mut self, pos: &mut u64, end: u64, buf: &mut [u8]) -> Result<(), TransferError> {
+        let response = self
+            .remote
+            .open_range(*pos, end)
+            .map_err(TransferError::Remote)?;
+        let mut body = response.take(end - *pos);
+        let mut out = self.file;
+        out.seek(SeekFrom::Start(*pos))
+            .map_err(|e| TransferError::Write(e.to_string()))?;
+        let mut last_save = Instant::now();
+        while *pos < end {
+            if self.progress.cancel.load(Ordering::Relaxed) {
+                return Err(TransferError::Cancelled);
+            }
+            let n = match body.read(buf) {
+                Ok(0) => {
+                    return Err(TransferError::Remote(RemoteError::BrokenOff {
+                        got: *pos,
+                        want: end,
+                        reason: "the connection closed".into(),
+                    }))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(TransferError::Remote(RemoteError::BrokenOff {
+                        got: *pos,
+                        want: end,
+                        reason: io_error_chain(&e),
+                    }))
+                }
+            };
+            self.remote.add_fetched(n as u64);
+            out.write_all(&buf[..n])
+                .map_err(|e| TransferError::Write(e.to_string()))?;
+            *pos += n as u64;
+            self.written.store(*pos, Ordering::Release);
+            self.progress.done.store(*pos, Ordering::Relaxed);
+            if *pos - self.sidecar.completed >= SIDECAR_EVERY_BYTES
+                || last_save.elapsed() >= SIDECAR_EVERY
+            {
+                self.save(*pos);
+                last_save = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Record `pos` bytes as in place (best effort: a stale count only re-downloads).
+    fn save(&mut self, pos: u64) {
+        self.sidecar.completed = pos;
+        let _ = self.sidecar.save(self.sidecar_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_come_from_the_url() {
+        assert_eq!(
+            default_file_name(
+                "https://updates.cdn-apple.com/2023/x/iPhone_4.7_P3_15.8_19H370_Restore.ipsw?x=1"
+            )
+            .as_deref(),
+            Some("iPhone_4.7_P3_15.8_19H370_Restore.ipsw")
+        );
+        assert_eq!(
+            default_file_name("http://h/a%20b.ipsw").as_deref(),
+            Some("a b.ipsw")
+        );
+        assert_eq!(default_file_name("http://h/"), None);
+        assert_eq!(default_file_name("http://h/%2F"), None);
+        assert_eq!(
+            with_suffix(Path::new("/tmp/x.ipsw"), ".part"),
+            PathBuf::from("/tmp/x.ipsw.part")
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! Checking a firmware file on a web server before downloading it (issue 7).
+//!
+//! An IPSW is 5–10 GB; its model and signing status are decided by a few hundred KB at
+//! its end and in its manifest. [`check_url`] reads only those, with HTTP range requests:
+//!
+//! 1. one request for the last 64 KiB + 22 bytes ([`client::TAIL_LEN`]) finds the zip
+//!    end record (and the zip64 locator and record), the file's size and validators;
+//! 2. the central directory, when the tail does not already hold it, in one request;
+//!    it is parsed by the `zip` crate (as for local files) through a `Read + Seek` view
+//!    of the fetched blocks ([`Archive::read_directory`]);
+//! 3. `BuildManifest.plist` and `Restore.plist`: local header and data in one request
+//!    each (none when they lie in the tail), inflated with CRC-32 and size checked;
+//! 4. the usual check in quick mode on an [`Archive`] that has the directory but no
+//!    data ([`Archive::from_directory`]): device, identity, presence of every component
+//!    file, signing. Quick mode never reads entry data.
+//!
+//! The report is the usual one with `file` the URL, `size` from `Content-Range` and
+//! `bytes_fetched` counting every byte received (headers included). A server that does
+//! not honour ranges is refused before its body is read. [`fetch`] downloads a file
+//! after the same preflight, verifying it as it arrives.
+
+pub mod client;
+pub mod fetch;
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::archive::{Archive, ArchiveError, Entry, EntryError, EntryStream};
+use crate::check::{self, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, MAX_PLIST_BYTES};
+use crate::manifest::{BuildManifest, RestorePlist};
+use crate::report::Report;
+use crate::signing::{SigningCheck, SigningSession};
+
+pub use client::{is_url, RemoteError, RemoteFile, Validators, TAIL_LEN};
+pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
+
+const EOCD_SIGNATURE: &[u8; 4] = b"PK\x05\x06";
+const ZIP64_LOCATOR_SIGNATURE: &[u8; 4] = b"PK\x06\x07";
+const ZIP64_EOCD_SIGNATURE: &[u8; 4] = b"PK\x06\x06";
+/// The largest central directory we read (real IPSWs: ~100 KB for a few hundred entries).
+const MAX_DIRECTORY_BYTES: u64 = 64 << 20;
+/// Smallest request made on behalf of the zip parser for bytes not fetched yet.
+const MIN_FETCH: u64 = 64 << 10;
+/// Room for a local header's extra field beyond the central record's, fetched along with
+/// an entry so that one request usually suffices.
+const LOCAL_EXTRA_SLACK: u64 = 1024;
+
+/// `1.07 GB`, `412 kB`, `980 bytes` (decimal units, as download tools show them).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.digits$} {}", UNITS[unit])
+}
+
+/// Check the IPSW at `url` without downloading it: device, identity, presence of every
+/// component file and signing (quick mode whatever `options.quick` says: nothing is
+/// hashed). `session` shares signing answers between checks (a scan); without it each
+/// check asks on its own. Never fails: problems are in the report, with `file` the URL
+/// and `bytes_fetched` set.
+pub fn check_url(url: &str, options: &CheckOptions, session: Option<&SigningSession>) -> Report {
+    if options.signing.offline {
+        return remote_failure(url, options, None, &RemoteError::Offline);
+    }
+    let remote = match RemoteFile::new(url, options.signing.timeout) {
+        Ok(r) => r,
+        Err(e) => return remote_failure(url, options, None, &e),
+    };
+    let mut report = match open_url(&remote) {
+        Ok(ipsw) => quick_check(&ipsw, options, session).0,
+        Err(e) => unreadable(url, options, &e),
+    };
+    fix_remote_report(&mut report, url, Some(&remote));
+    report
+}
+
+/// Concurrent remote checks at once in [`check_urls`]: the work is round trips, not CPU.
+pub const URL_CHECKS_AT_ONCE: usize = 8;
+
+/// [`check_url`] for each of `urls` (a catalogue survey), [`URL_CHECKS_AT_ONCE`] at a
+/// time, sharing `session` so each distinct build identity is asked about once. Reports
+/// come back in the order of `urls`; `None` for URLs not started because `cancel` was set.
+pub fn check_urls(
+    urls: &[String],
+    options: &CheckOptions,
+    session: &SigningSession,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Vec<Option<Report>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let out: std::sync::Mutex<Vec<Option<Report>>> =
+        std::sync::Mutex::new(urls.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..URL_CHECKS_AT_ONCE.min(urls.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(url) = urls.get(i) else { break };
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let report = check_url(url, options, Some(session));
+                out.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
+            });
+        }
+    });
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The URLs of a list file (`scan --urls FILE`): one per line; blank lines and lines
+/// starting with `#` are ignored. A line that is not an http(s) URL is an error that
+/// names its line number.
+pub fn read_url_list(path: &Path) -> io::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut urls = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !is_url(line) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} line {}: {line:?} is not an http:// or https:// URL",
+                    path.display(),
+                    n + 1
+                ),
+            ));
+        }
+        urls.push(line.to_owned());
+    }
+    Ok(urls)
+}
+
+/// The quick check of an IPSW opened remotely: the report, and the signing answer
+/// (which [`fetch`] reuses for the full check after the download).
+pub(crate) fn quick_check(
+    ipsw: &OpenedIpsw,
+    options: &CheckOptions,
+    session: Option<&SigningSession>,
+) -> (Report, SigningCheck) {
+    let quick = CheckOptions {
+        quick: true,
+        ..options.clone()
+    };
+    let prepared = PreparedCheck::new(ipsw, &quick);
+    let signing = match session {
+        Some(s) => prepared.sign_with(s),
+        None => prepared.sign(),
+    };
+    (prepared.finish(signing.clone()), signing)
+}
+
+/// The report of a URL that could not be read at all.
+pub(crate) fn remote_failure(
+    url: &str,
+    options: &CheckOptions,
+    remote: Option<&RemoteFile>,
+    error: &RemoteError,
+) -> Report {
+    let mut report = unreadable(url, options, &to_open_error(error.clone()));
+    fix_remote_report(&mut report, url, remote);
+    report
+}
+
+/// [`check::unreadable_report`] with a hint that fits a URL.
+pub(crate) fn unreadable(url: &str, options: &CheckOptions, error: &OpenError) -> Report {
+    let mut report = check::unreadable_report(Path::new(url), options, error);
+    let remote = match error {
+        OpenError::Archive(ArchiveError::Unreadable(e)) => e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<RemoteError>()),
+        _ => None,
+    };
+    let hint = match remote {
+        Some(RemoteError::NoRanges { .. }) => {
+            "download it with a browser or curl and check the file (`ipswcheck FILE`), or use a mirror that supports ranges"
+        }
+        Some(RemoteError::Offline) => "drop --offline, or download the file and check it locally",
+        Some(RemoteError::NotAUrl) => "give an http:// or https:// URL",
+        Some(_) => "check the URL and the connection, then try again",
+        None => return report,
+    };
+    for p in &mut report.problems {
+        p.hint = Some(hint.into());
+    }
+    report
+}
+
+/// Make a report built by the file-oriented code right for a URL: `file` is the URL,
+/// `size` the remote size, `bytes_fetched` everything received.
+pub(crate) fn fix_remote_report(report: &mut Report, url: &str, remote: Option<&RemoteFile>) {
+    report.file = url.to_owned();
+    report.size = remote.and_then(RemoteFile::size_known);
+    report.bytes_fetched = Some(remote.map_or(0, RemoteFile::bytes_fetched));
+    // Quick mode's wording assumes the user asked for --quick.
+    for item in &mut report.checks.components.items {
+        if item.reason.as_deref() == Some("present; not hashed (--quick)") {
+            item.reason = Some("present; not hashed (remote check)".into());
+        }
+    }
+}
+
+fn to_open_error(e: RemoteError) -> OpenError {
+    OpenError::Archive(match e {
+        RemoteError::Empty => ArchiveError::Empty,
+        other => ArchiveError::Unreadable(io::Error::other(other)),
+    })
+}
+
+/// Read the directory and manifests of the IPSW at `remote` (a handful of range
+/// requests) into an [`OpenedIpsw`] whose archive has no data.
+pub fn open_url(remote: &RemoteFile) -> Result<OpenedIpsw, OpenError> {
+    let tail_start = remote.fetch_tail().map_err(to_open_error)?;
+    let size = remote.size();
+    let tail = remote
+        .cached(tail_start, size)
+        .expect("the tail was just fetched");
+    let Some(eocd) = find_end_record(&tail) else {
+        // As for local files: a cut-off download starts like a zip but has no end.
+        let head = remote.read_at(0, 4, 4).map_err(to_open_error)?;
+        return Err(OpenError::Archive(if head == b"PK\x03\x04" {
+            ArchiveError::Truncated
+        } else {
+            ArchiveError::NotAZip
+        }));
+    };
+    if let Some((cd_start, cd_end)) = directory_range(&tail, tail_start, eocd) {
+        let cd_end = cd_end.min(tail_start);
+        if cd_start < cd_end && cd_end <= size {
+            if cd_end - cd_start > MAX_DIRECTORY_BYTES {
+                return Err(OpenError::Archive(ArchiveError::BrokenDirectory(format!(
+                    "its central directory is {} bytes, more than ipswcheck reads",
+                    cd_end - cd_start
+                ))));
+            }
+            remote
+                .fetch_range(cd_start, cd_end)
+                .map_err(to_open_error)?;
+        }
+    }
+    let mut reader = RangeReader {
+        remote,
+        pos: 0,
+        failure: None,
+    };
+    let parsed = Archive::read_directory(&mut reader);
+    if let Some(e) = reader.failure {
+        return Err(to_open_error(e));
+    }
+    let (entries, duplicates) = parsed?;
+    let archive = Archive::from_directory(remote.url(), size, entries, duplicates);
+    let entry = archive
+        .entry("BuildManifest.plist")
+        .ok_or(OpenError::NoManifest)?;
+    let bytes = read_entry(remote, entry, MAX_PLIST_BYTES).map_err(|e| match e {
+        EntryRead::Remote(e) => to_open_error(e),
+        EntryRead::Entry(e) => OpenError::ManifestUnreadable(e),
+    })?;
+    let manifest = BuildManifest::from_bytes(&bytes)?;
+    let restore = archive
+        .entry("Restore.plist")
+        .and_then(|e| read_entry(remote, e, MAX_PLIST_BYTES).ok())
+        .and_then(|b| RestorePlist::from_bytes(&b).ok());
+    Ok(OpenedIpsw {
+        archive,
+        manifest,
+        restore,
+    })
+}
+
+/// Where the end record starts in `tail`: its comment length must reach exactly to the
+/// end of the file (the rule of `archive::triage`), searching from the end.
+fn find_end_record(tail: &[u8]) -> Option<usize> {
+    if tail.len() < 22 {
+        return None;
+    }
+    (0..=tail.len() - 22).rev().find(|&pos| {
+        &tail[pos..pos + 4] == EOCD_SIGNATURE
+            && pos + 22 + u16::from_le_bytes([tail[pos + 20], tail[pos + 21]]) as usize
+                == tail.len()
+    })
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as u64)
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The central directory's byte range, from the end record (or the zip64 record when the
+/// tail holds it). `None` when it cannot be told from the tail: the zip parser then asks
+/// for what it needs.
+fn directory_range(tail: &[u8], tail_start: u64, eocd: usize) -> Option<(u64, u64)> {
+    let entries = u16::from_le_bytes([tail[eocd + 10], tail[eocd + 11]]);
+    let size = u32_at(tail, eocd + 12)?;
+    let offset = u32_at(tail, eocd + 16)?;
+    if entries != 0xFFFF && size != 0xFFFF_FFFF && offset != 0xFFFF_FFFF {
+        return Some((offset, offset.checked_add(size)?));
+    }
+    let locator = eocd.checked_sub(20)?;
+    if &tail[locator..locator + 4] != ZIP64_LOCATOR_SIGNATURE {
+        return None;
+    }
+    let record = u64_at(tail, locator + 8)?.checked_sub(tail_start)? as usize;
+    if tail.get(record..record + 4)? != ZIP64_EOCD_SIGNATURE {
+        return None;
+    }
+    let size = u64_at(tail, record + 40)?;
+    let offset = u64_at(tail, record + 48)?;
+    Some((offset, offset.checked_add(size)?))
+}
+
+enum EntryRead {
+    Remote(RemoteError),
+    Entry(EntryError),
+}
+
+/// Read a small entry whole: local header and data with one request (unless fetched
+/// already), inflated with size and CRC-32 checked by [`EntryStream`].
+fn read_entry(remote: &RemoteFile, entry: &Entry, limit: u64) -> Result<Vec<u8>, EntryRead> {
+    if entry.size > limit || entry.compressed_size > limit {
+        return Err(EntryRead::Entry(EntryError::TooLarge(limit)));
+    }
+    let start = entry.header_offset;
+    let guess = 30 + entry.name.len() as u64 + LOCAL_EXTRA_SLACK + entry.compressed_size;
+    let mut bytes = remote.read_at(start, guess, 0).map_err(EntryRead::Remote)?;
+    if bytes.len() < 30 || &bytes[..4] != b"PK\x03\x04" {
+        return Err(EntryRead::Entry(EntryError::BadLocalHeader(start)));
+    }
+    let name_len = u16::from_le_bytes([bytes[26], bytes[27]]) as u64;
+    let extra_len = u16::from_le_bytes([bytes[28], bytes[29]]) as u64;
+    let need = 30 + name_len + extra_len + entry.compressed_size;
+    if need > bytes.len() as u64 {
+        let more = remote
+            .read_at(start + bytes.len() as u64, need - bytes.len() as u64, 0)
+            .map_err(EntryRead::Remote)?;
+        bytes.extend_from_slice(&more);
+    }
+    // The fetched bytes start at the local header: an entry at offset 0 of them.
+    let local = Entry {
+        header_offset: 0,
+        ..entry.clone()
+    };
+    let mut stream = EntryStream::new(&bytes, &local).map_err(EntryRead::Entry)?;
+    let mut out = Vec::with_capacity(entry.size as usize);
+    while let Some(chunk) = stream.next_chunk().map_err(EntryRead::Entry)? {
+        out.extend_from_slice(chunk);
+    }
+    Ok(out)
+}
+
+/// `Read + Seek` over the remote file for the zip parser: served from fetched blocks,
+/// fetching at least [`MIN_FETCH`] bytes when it asks for something new.
+struct RangeReader<'a> {
+    remote: &'a RemoteFile,
+    pos: u64,
+    failure: Option<RemoteError>,
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.remote.size();
+        let n = (buf.len() as u64).min(size.saturating_sub(self.pos));
+        if n == 0 {
+            return Ok(0);
+        }
+        match self.remote.read_at(self.pos, n, MIN_FETCH) {
+            Ok(bytes) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                self.pos += bytes.len() as u64;
+                Ok(bytes.len())
+            }
+            Err(e) => {
+                self.failure = Some(e.clone());
+                Err(io::Error::other(e))
+            }
+        }
+    }
+}
+
+impl Seek for RangeReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let size = self.remote.size() as i128;
+        let target = match to {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::End(d) => size + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            ));
+        }
+        self.pos = target as u64;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(980), "980 bytes");
+        assert_eq!(human_bytes(412_345), "412 kB");
+        assert_eq!(human_bytes(1_073_741_824), "1.07 GB");
+        assert_eq!(human_bytes(12_300_000), "12.3 MB");
+    }
+
+    #[test]
+    fn end_record_needs_its_comment_to_reach_the_end() {
+        let mut tail = vec![0u8; 100];
+        tail.extend_from_slice(EOCD_SIGNATURE);
+        tail.extend_from_slice(&[0; 16]);
+        tail.extend_from_slice(&[3, 0]);
+        tail.extend_from_slice(b"abc");
+        assert_eq!(find_end_record(&tail), Some(100));
+        tail.push(0);
+        assert_eq!(find_end_record(&tail), None);
+    }
+}

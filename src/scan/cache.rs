@@ -1,0 +1,297 @@
+//! The verified-results cache: a file whose verification completed is not hashed again
+//! while it is unchanged.
+//!
+//! - **Key**: (device, inode, size, mtime in ns) of the file, the tool version, and the
+//!   options that change what is verified: the boards asked about (or "every customer
+//!   identity") and Erase/Update. Any change of the file (a copy over it, a `touch`, a
+//!   resumed download) changes the key, so a stale answer is never served.
+//! - **What is stored**: the verification findings (component items, damaged entries,
+//!   entries CRC-checked, whole-file digests) — exactly what a report needs that only
+//!   hashing can give. The report itself is rebuilt from the file (its directory and
+//!   manifest, milliseconds) so compatibility and the firmware facts are always current.
+//!   The signing answer is never stored here: it has its own one-hour cache.
+//! - **What may be stored**: only a full verification that completed — not `--quick`,
+//!   not interrupted, and not a file that changed while it was read (size, mtime and
+//!   inode are compared again after hashing). Damage that was found *is* stored: an
+//!   unchanged damaged file stays damaged.
+//! - **One JSON file per key** under `<cache dir>/verified/`, named by a SHA-256 of the
+//!   key, written to a temporary file in the same directory and renamed over the entry:
+//!   two scans running at once each leave whole entries, a reader sees an old or a new
+//!   entry, never a mix. An entry that fails to parse, or whose key differs, is a miss,
+//!   never an error. Nothing else in the directory is touched; entries of deleted files
+//!   are small (a few KB) and simply never read again.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{from_hex, to_hex, DigestAlgorithm};
+use crate::manifest::RestoreBehavior;
+use crate::verify::{ComponentFinding, ComponentStatus, EntryDamage, Verification};
+
+use super::walk::FileStat;
+
+/// Bumped when the entry format changes; other versions are misses.
+const FORMAT: u32 = 1;
+
+/// What must be equal for a cached verification to be reused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub tool_version: String,
+    /// Boards asked about, sorted; empty: every customer identity.
+    pub boards: Vec<String>,
+    /// `erase` or `update`.
+    pub behavior: String,
+}
+
+impl CacheKey {
+    pub fn new(stat: FileStat, boards: Option<Vec<String>>, behavior: RestoreBehavior) -> Self {
+        let mut boards = boards.unwrap_or_default();
+        boards.sort();
+        CacheKey {
+            dev: stat.dev,
+            ino: stat.ino,
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            boards,
+            behavior: match behavior {
+                RestoreBehavior::Erase => "erase",
+                RestoreBehavior::Update => "update",
+            }
+            .to_owned(),
+        }
+    }
+
+    /// `<sha256 of the key, 40 hex>.json`.
+    fn file_name(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a key serializes");
+        let digest = to_hex(&DigestAlgorithm::Sha256.digest(&json));
+        format!("{}.json", &digest[..40])
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    key: CacheKey,
+    /// The path it was verified under (informational).
+    path: String,
+    /// Seconds since the Unix epoch.
+    stored_at: u64,
+    components: Vec<StoredFinding>,
+    damaged_entries: Vec<StoredDamage>,
+    /// Algorithm name → hex digest.
+    whole_file: BTreeMap<String, String>,
+    entries_checked: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredFinding {
+    name: String,
+    board: Option<String>,
+    path: Option<String>,
+    algorithm: Option<String>,
+    status: String,
+    expected: Option<String>,
+    actual: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDamage {
+    entry: String,
+    problem: String,
+    crc: bool,
+}
+
+fn algorithm_named(name: &str) -> Option<DigestAlgorithm> {
+    [
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+    ]
+    .into_iter()
+    .find(|a| a.name() == name)
+}
+
+fn status_name(s: ComponentStatus) -> &'static str {
+    match s {
+        ComponentStatus::Ok => "ok",
+        ComponentStatus::Mismatch => "mismatch",
+        ComponentStatus::Missing => "missing",
+        ComponentStatus::Skipped => "skipped",
+        ComponentStatus::Unverifiable => "unverifiable",
+    }
+}
+
+fn status_named(name: &str) -> Option<ComponentStatus> {
+    [
+        ComponentStatus::Ok,
+        ComponentStatus::Mismatch,
+        ComponentStatus::Missing,
+        ComponentStatus::Skipped,
+        ComponentStatus::Unverifiable,
+    ]
+    .into_iter()
+    .find(|s| status_name(*s) == name)
+}
+
+impl Stored {
+    fn into_verification(self) -> Option<Verification> {
+        let mut components = Vec::with_capacity(self.components.len());
+        for c in self.components {
+            let algorithm = match c.algorithm {
+                Some(a) => Some(algorithm_named(&a)?),
+                None => None,
+            };
+            components.push(ComponentFinding {
+                name: c.name,
+                board: c.board,
+                path: c.path,
+                algorithm,
+                status: status_named(&c.status)?,
+                expected: c.expected,
+                actual: c.actual,
+                reason: c.reason,
+            });
+        }
+        let mut whole_file = BTreeMap::new();
+        for (name, hex) in self.whole_file {
+            whole_file.insert(algorithm_named(&name)?, from_hex(&hex)?);
+        }
+        Some(Verification {
+            components,
+            damaged_entries: self
+                .damaged_entries
+                .into_iter()
+                .map(|d| EntryDamage {
+                    entry: d.entry,
+                    problem: d.problem,
+                    crc: d.crc,
+                })
+                .collect(),
+            whole_file,
+            hashed: true,
+            entries_checked: self.entries_checked,
+            cancelled: false,
+        })
+    }
+}
+
+/// A directory of verified results.
+#[derive(Debug, Clone)]
+pub struct VerifiedCache {
+    dir: PathBuf,
+}
+
+impl VerifiedCache {
+    pub fn new(dir: PathBuf) -> Self {
+        VerifiedCache { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The entry file for `key`.
+    pub fn file(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(key.file_name())
+    }
+
+    /// The cached verification for `key`, if there is a valid one that has every
+    /// whole-file digest in `need`.
+    pub fn get(&self, key: &CacheKey, need: &[DigestAlgorithm]) -> Option<Verification> {
+        let bytes = std::fs::read(self.file(key)).ok()?;
+        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
+        if stored.format != FORMAT || stored.key != *key {
+            return None;
+        }
+        let v = stored.into_verification()?;
+        need.iter()
+            .all(|a| v.whole_file.contains_key(a))
+            .then_some(v)
+    }
+
+    /// Store a completed verification (atomically: temporary file, then rename).
+    pub fn put(&self, key: &CacheKey, path: &Path, v: &Verification) -> std::io::Result<()> {
+        let stored = Stored {
+            format: FORMAT,
+            key: key.clone(),
+            path: path.display().to_string(),
+            stored_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            components: v
+                .components
+                .iter()
+                .map(|c| StoredFinding {
+                    name: c.name.clone(),
+                    board: c.board.clone(),
+                    path: c.path.clone(),
+                    algorithm: c.algorithm.map(|a| a.name().to_owned()),
+                    status: status_name(c.status).to_owned(),
+                    expected: c.expected.clone(),
+                    actual: c.actual.clone(),
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+            damaged_entries: v
+                .damaged_entries
+                .iter()
+                .map(|d| StoredDamage {
+                    entry: d.entry.clone(),
+                    problem: d.problem.clone(),
+                    crc: d.crc,
+                })
+                .collect(),
+            whole_file: v
+                .whole_file
+                .iter()
+                .map(|(a, d)| (a.name().to_owned(), to_hex(d)))
+                .collect(),
+            entries_checked: v.entries_checked,
+        };
+        let json = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(&self.dir)?;
+        let target = self.file(key);
+        let tmp = self.dir.join(temp_name(&target));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp, &target)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+/// `.<name>.<pid>.<random>.tmp`: unique per writer, in the entry's directory (a rename
+/// is only atomic within one file system).
+fn temp_name(path: &Path) -> String {
+    let mut salt = [0u8; 8];
+    if getrandom::fill(&mut salt).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        salt = nanos.to_le_bytes();
+    }
+    format!(
+        ".{}.{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id(),
+        to_hex(&salt)
+    )
+}

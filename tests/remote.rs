@@ -1,0 +1,923 @@
+//! Issue 7: checking an IPSW on a web server before downloading it, and `fetch`, the
+//! verifying downloader. A real HTTP server on 127.0.0.1 (tests/remote_support) serves
+//! generated IPSWs with Range, If-Range and ETag support — or without range support, or
+//! cutting a body off midway — and a second loopback server plays Apple's TSS server and
+//! ipsw.me (tests/signing_support). No test touches the internet.
+
+mod remote_support;
+mod signing_support;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ipswcheck::check::{CheckOptions, Progress};
+use ipswcheck::device;
+use ipswcheck::digest::{to_hex, DigestAlgorithm};
+use ipswcheck::fixture::{FixtureLayout, IpswSpec, Method};
+use ipswcheck::manifest::RestoreBehavior;
+use ipswcheck::remote::{self, FetchOptions};
+use ipswcheck::report::Report;
+use remote_support::FileServer;
+use signing_support::{signed_body, status_body, FakeServer, Reply, NOT_ELIGIBLE};
+use support::run_env;
+
+/// Signing served by a loopback TSS/ipsw.me stand-in.
+struct Apple {
+    server: FakeServer,
+    /// The binary's signing cache (never the user's).
+    cache: tempfile::TempDir,
+}
+
+impl Apple {
+    fn signed() -> Self {
+        Apple {
+            server: FakeServer::apple_and_ipswme(Reply::ok(signed_body()), Reply::status(404)),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn unsigned() -> Self {
+        Apple {
+            server: FakeServer::apple_and_ipswme(
+                Reply::ok(status_body(94, NOT_ELIGIBLE)),
+                Reply::status(404),
+            ),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Signed, and ipsw.me publishes `sha1` as the build's whole-file SHA-1.
+    fn signed_with_sha1(sha1: &str) -> Self {
+        let body = serde_json::json!({
+            "name": "iPhone 7", "identifier": "iPhone9,3",
+            "boards": [{"boardconfig": "d101ap", "platform": "t8010", "cpid": 32784, "bdid": 12}],
+            "firmwares": [{"identifier": "iPhone9,3", "version": "15.8", "buildid": "19H370",
+                "sha1sum": sha1, "md5sum": "00", "sha256sum": "00", "filesize": 1,
+                "url": "https://updates.cdn-apple.com/x.ipsw", "releasedate": null,
+                "uploaddate": null, "signed": true}]
+        });
+        Apple {
+            server: FakeServer::apple_and_ipswme(
+                Reply::ok(signed_body()),
+                Reply::ok(body.to_string()),
+            ),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn options(&self, device: Option<&str>) -> CheckOptions {
+        CheckOptions {
+            device: device.map(|d| device::resolve(d, None).unwrap()),
+            behavior: RestoreBehavior::Erase,
+            quick: false,
+            expected: None,
+            signing: signing_support::server_options(&self.server, None),
+        }
+    }
+
+    /// The network flags for the binary.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--tss-url".into(),
+            self.server.tss_url(),
+            "--api-url".into(),
+            self.server.api_url(),
+            "--hosts-file".into(),
+            "/nonexistent/ipswcheck-test/hosts".into(),
+            "--timeout".into(),
+            "5".into(),
+            "--cache-dir".into(),
+            self.cache.path().display().to_string(),
+        ]
+    }
+}
+
+/// The 1 GB fixture: the benchmark layout at a real IPSW's methods (the root filesystem
+/// DMG stored, everything else deflated; ~135 entries, two boards), built once and kept
+/// under the target directory between runs (its bytes are fixed by its spec).
+fn one_gb_fixture() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("remote-1gb-benchmark-0.41-os-stored-v1.ipsw");
+        if !path.exists() {
+            let building = dir.join(format!("remote-1gb.{}.building", std::process::id()));
+            let start = Instant::now();
+            let spec = IpswSpec {
+                os_method: Method::Stored,
+                ..IpswSpec::benchmark(0.41)
+            };
+            spec.build(&building).unwrap();
+            eprintln!(
+                "built the 1 GB fixture in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            std::fs::rename(&building, &path).unwrap();
+        }
+        path
+    })
+}
+
+fn sample(dir: &Path) -> PathBuf {
+    let path = dir
+        .join("src")
+        .join("iPhone_4.7_P3_15.8_19H370_Restore.ipsw");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    IpswSpec::sample().build(&path).unwrap();
+    path
+}
+
+/// A ~30 MB IPSW with the benchmark layout (root filesystem stored, the rest deflated):
+/// big enough that a download takes many reads and a cut lands mid-entry.
+fn medium(dir: &Path) -> (PathBuf, FixtureLayout) {
+    let path = dir
+        .join("src")
+        .join("iPhone_4.7_P3_15.8_19H370_Restore.ipsw");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = IpswSpec {
+        os_method: Method::Stored,
+        ..IpswSpec::benchmark(0.01)
+    };
+    let layout = spec.build(&path).unwrap();
+    (path, layout)
+}
+
+fn sha1_hex(path: &Path) -> String {
+    to_hex(&DigestAlgorithm::Sha1.digest(&std::fs::read(path).unwrap()))
+}
+
+fn json(out: &str, err: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
+}
+
+fn fetch_options(apple: &Apple, device: Option<&str>, retries: u32) -> FetchOptions {
+    FetchOptions {
+        check: apple.options(device),
+        keep: false,
+        retries,
+    }
+}
+
+fn problems(report: &Report) -> String {
+    report
+        .problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn remote_quick_check_of_a_1gb_fixture_reads_under_1mb() {
+    let path = one_gb_fixture();
+    let size = std::fs::metadata(path).unwrap().len();
+    assert!(size > 1_000_000_000, "{size}");
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", path);
+    let apple = Apple::signed();
+
+    let start = Instant::now();
+    let report = remote::check_url(&url, &apple.options(Some("iPhone9,3")), None);
+    let elapsed = start.elapsed();
+    let fetched = report.bytes_fetched.unwrap();
+    eprintln!(
+        "remote quick check of {} ({size} bytes): {fetched} bytes fetched in {} requests, {:.0} ms",
+        path.display(),
+        files.log().len(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    for r in files.log() {
+        eprintln!("  {:?} -> {} ({} bytes)", r.range, r.status, r.body_sent);
+    }
+    assert_eq!(report.exit_code, 0, "{}", report.to_json());
+    assert_eq!(report.file, url);
+    assert_eq!(report.size, Some(size));
+    assert!(fetched < 1_000_000, "fetched {fetched} bytes");
+    assert!(files.body_bytes_sent() <= fetched);
+    // Every request was a range request answered with 206.
+    for r in files.log() {
+        assert_eq!(r.status, 206, "{r:?}");
+        assert!(r.range.is_some(), "{r:?}");
+    }
+    // Quick mode on a directory read remotely: every component file was looked up, and
+    // nothing is missing; nothing was hashed.
+    let items = &report.checks.components.items;
+    assert!(items.len() > 100, "{}", items.len());
+    assert!(items.iter().all(|i| !i.status.is_failure()));
+    assert_eq!(report.checks.archive.crc_checked, 0);
+    assert_eq!(
+        report.checks.signing.status,
+        ipswcheck::signing::SigningStatus::Signed
+    );
+}
+
+/// Run the binary with the loopback signing servers; parse its JSON.
+fn run_json(args: &[&str], apple: &Apple) -> (i32, serde_json::Value, String) {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.push("--json".into());
+    all.extend(apple.args());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let (code, out, err) = run_env(&refs, &[]);
+    (code, json(&out, &err), err)
+}
+
+#[test]
+fn remote_check_through_the_cli_reports_the_url_size_and_bytes_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", &path);
+    let apple = Apple::signed();
+    let (code, v, err) = run_json(&[&url, "--device", "iPhone9,3"], &apple);
+    assert_eq!(code, 0, "{v:#}{err}");
+    assert_eq!(v["verdict"], "ready");
+    assert_eq!(v["file"], url.as_str());
+    assert_eq!(v["size"], size);
+    let fetched = v["bytes_fetched"].as_u64().unwrap();
+    assert!(fetched > 0 && fetched < size, "{fetched} of {size}");
+    assert_eq!(v["checks"]["signing"]["status"], "signed");
+    assert_eq!(v["checks"]["compatibility"]["status"], "ok");
+    // Quick mode: the components were looked up, not hashed.
+    assert_eq!(v["checks"]["components"]["status"], "skipped");
+    assert_eq!(v["checks"]["archive"]["crc_checked"], 0);
+    // A local file's report has no bytes_fetched at all.
+    let (_, local, _) = run_json(&[path.to_str().unwrap(), "--device", "iPhone9,3"], &apple);
+    assert!(local.get("bytes_fetched").is_none(), "{local:#}");
+
+    // The human report says what was read.
+    let mut args = vec![url.clone(), "--device".into(), "iPhone9,3".into()];
+    args.extend(apple.args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, _) = run_env(&refs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("READY: iPhone_4.7_P3_15.8_19H370_Restore.ipsw"),
+        "{out}"
+    );
+    assert!(
+        out.contains("over HTTP") && out.contains("nothing was hashed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrong_device_is_caught_remotely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", &path);
+    let apple = Apple::signed();
+    // The sample serves iPhone9,1 and iPhone9,3; an iPhone 8 (iPhone10,1) is refused.
+    let (code, v, err) = run_json(&[&url, "--device", "iPhone10,1"], &apple);
+    assert_eq!(code, 20, "{v:#}{err}");
+    assert_eq!(v["verdict"], "not_ready");
+    assert_eq!(v["checks"]["compatibility"]["status"], "fail");
+    assert_eq!(v["file"], url.as_str());
+    assert!(v["bytes_fetched"].as_u64().unwrap() > 0);
+    // Not for this device: Apple is not even asked.
+    assert!(apple.server.tss_requests().is_empty());
+}
+
+#[test]
+fn unsigned_build_is_caught_remotely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", &path);
+    let apple = Apple::unsigned();
+    let (code, v, err) = run_json(&[&url, "--device", "iPhone9,3"], &apple);
+    assert_eq!(code, 30, "{v:#}{err}");
+    assert_eq!(v["checks"]["signing"]["status"], "not_signed");
+    assert_eq!(v["predicted_restore_error"], "3194");
+    assert_eq!(apple.server.tss_requests().len(), 1);
+}
+
+#[test]
+fn missing_component_is_caught_remotely_without_reading_entry_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = sample(dir.path());
+    let layout = IpswSpec::sample()
+        .build(dir.path().join("again.ipsw"))
+        .unwrap();
+    let d101 = layout
+        .identities
+        .iter()
+        .find(|i| i.board == "d101ap")
+        .unwrap()
+        .index;
+    let gone = layout
+        .components
+        .iter()
+        .find(|c| c.identity == d101 && c.name == "iBEC")
+        .and_then(|c| c.path.clone())
+        .unwrap();
+    // The same zip without that one file (entries copied raw).
+    let cut = dir.path().join("missing.ipsw");
+    {
+        let mut src = zip::ZipArchive::new(std::fs::File::open(&full).unwrap()).unwrap();
+        let mut out = zip::ZipWriter::new(std::fs::File::create(&cut).unwrap());
+        for i in 0..src.len() {
+            let entry = src.by_index_raw(i).unwrap();
+            if entry.name().unwrap() != gone.as_str() {
+                out.raw_copy_file(entry).unwrap();
+            }
+        }
+        out.finish().unwrap();
+    }
+    let files = FileServer::start();
+    let url = files.serve("missing.ipsw", &cut);
+    let apple = Apple::signed();
+    let report = remote::check_url(&url, &apple.options(Some("iPhone9,3")), None);
+    assert_eq!(report.exit_code, 11, "{}", report.to_json());
+    assert_eq!(report.predicted_restore_error.as_deref(), Some("11"));
+    let missing: Vec<_> = report
+        .checks
+        .components
+        .items
+        .iter()
+        .filter(|i| i.status == ipswcheck::verify::ComponentStatus::Missing)
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].path.as_deref(), Some(gone.as_str()));
+    // Only the end of the file and the plists were read.
+    assert!(report.bytes_fetched.unwrap() < 100_000);
+}
+
+#[test]
+fn truncated_remote_file_is_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = sample(dir.path());
+    let bytes = std::fs::read(&full).unwrap();
+    let half = dir.path().join("half.ipsw");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let files = FileServer::start();
+    let url = files.serve("half.ipsw", &half);
+    let apple = Apple::signed();
+    let report = remote::check_url(&url, &apple.options(Some("iPhone9,3")), None);
+    assert_eq!(report.exit_code, 10, "{}", report.to_json());
+    assert!(
+        problems(&report).contains("truncated"),
+        "{}",
+        problems(&report)
+    );
+}
+
+#[test]
+fn server_ignoring_range_is_refused_without_downloading() {
+    let path = one_gb_fixture();
+    let size = std::fs::metadata(path).unwrap().len();
+    let files = FileServer::start();
+    let url = files.serve("big.ipsw", path);
+    files.ignore_ranges(true);
+    let apple = Apple::signed();
+
+    let start = Instant::now();
+    let (code, v, err) = run_json(&[&url, "--device", "iPhone9,3"], &apple);
+    let elapsed = start.elapsed();
+    assert_eq!(code, 3, "{v:#}{err}");
+    let message = v["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not support range requests")
+            && message.contains("will not download 1.05 GB"),
+        "{message}"
+    );
+    assert!(v["problems"][0]["hint"].as_str().unwrap().contains("curl"));
+    assert!(elapsed.as_secs() < 20, "{elapsed:?}");
+
+    // fetch refuses the same way, and writes nothing.
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big.ipsw");
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+        ],
+        &apple,
+    );
+    assert_eq!(code, 3, "{v:#}{err}");
+    assert!(v["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not support range requests"));
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // The connection was dropped after the headers: the server got to send no more
+    // than what fits in the socket buffers, not the file.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = files.body_bytes_sent();
+    assert!(sent < size / 10, "the server sent {sent} of {size} bytes");
+    assert_eq!(files.log().len(), 2, "{:?}", files.log());
+}
+
+#[test]
+fn offline_refuses_urls() {
+    let files = FileServer::start();
+    let url = files.url("x.ipsw");
+    let (code, _, err) = run_env(&[&url, "--offline"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--offline cannot check a URL"), "{err}");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x.ipsw");
+    let (code, _, err) = run_env(
+        &["fetch", &url, "-o", dest.to_str().unwrap(), "--offline"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("offline"), "{err}");
+    assert!(files.log().is_empty());
+    // The library refuses too, with a report.
+    let mut options = support::options(None);
+    options.signing.offline = true;
+    let report = remote::check_url(&url, &options, None);
+    assert_eq!(report.exit_code, 3);
+    assert!(problems(&report).contains("offline"));
+    assert!(files.log().is_empty());
+}
+
+#[test]
+fn fetch_of_a_good_file_ends_with_a_verified_identical_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let sha1 = sha1_hex(&path);
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", &path);
+    let apple = Apple::signed_with_sha1(&sha1);
+    let dest = dir.path().join("out").join("fw.ipsw");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+
+    let start = Instant::now();
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+        ],
+        &apple,
+    );
+    eprintln!(
+        "fetch of {size} bytes: {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 0, "{v:#}{err}");
+    assert!(err.contains("saved:"), "{err}");
+    assert_eq!(v["verdict"], "ready");
+    assert_eq!(v["file"], url.as_str());
+    assert_eq!(v["size"], size);
+    // Everything was verified: the full check, not the quick one.
+    assert_eq!(v["checks"]["components"]["status"], "ok");
+    assert_eq!(v["checks"]["archive"]["status"], "ok");
+    assert!(v["checks"]["archive"]["crc_checked"].as_u64().unwrap() > 100);
+    assert_eq!(v["checks"]["checksum"]["status"], "ok");
+    assert_eq!(v["checks"]["checksum"]["source"], "ipsw.me");
+    assert_eq!(v["checks"]["checksum"]["actual"], sha1.as_str());
+    // Downloaded once: the file plus the preflight's few kB.
+    let fetched = v["bytes_fetched"].as_u64().unwrap();
+    assert!(
+        fetched >= size && fetched < size + 200_000,
+        "{fetched} for {size}"
+    );
+    // Identical to the source, and nothing else left behind.
+    assert_eq!(sha1_hex(&dest), sha1);
+    let left: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("fw.ipsw")]);
+}
+
+/// The medium fixture with one byte of its (stored) root filesystem DMG flipped.
+fn corrupted(dir: &Path) -> (PathBuf, PathBuf) {
+    let (path, layout) = medium(dir);
+    let os = layout
+        .components
+        .iter()
+        .find(|c| c.name == "OS")
+        .and_then(|c| c.path.clone())
+        .unwrap();
+    let range = layout.entry(&os).unwrap().data_range();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = ((range.start + range.end) / 2) as usize;
+    bytes[at] ^= 0x40;
+    let bad = dir.join("src").join("corrupt.ipsw");
+    std::fs::write(&bad, bytes).unwrap();
+    (path, bad)
+}
+
+#[test]
+fn fetch_of_a_corrupted_source_leaves_no_file_at_the_target_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bad) = corrupted(dir.path());
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &bad);
+    let apple = Apple::signed();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join("fw.ipsw");
+
+    let outcome = remote::fetch(
+        &url,
+        &dest,
+        &fetch_options(&apple, Some("iPhone9,3"), 0),
+        None,
+        &Progress::default(),
+    )
+    .unwrap();
+    let report = &outcome.report;
+    // A CRC failure in the OS image (exit 10) and its digest mismatch, error 14.
+    assert_eq!(report.exit_code, 10, "{}", report.to_json());
+    assert_eq!(report.predicted_restore_error.as_deref(), Some("14"));
+    assert!(outcome.downloaded);
+    assert!(outcome.saved.is_none() && outcome.kept_failed.is_none() && outcome.partial.is_none());
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "something was left behind"
+    );
+
+    // --keep keeps it, under another name.
+    let mut options = fetch_options(&apple, Some("iPhone9,3"), 0);
+    options.keep = true;
+    let outcome = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert_eq!(outcome.report.exit_code, 10);
+    let kept = outcome.kept_failed.unwrap();
+    assert_eq!(kept, out.join("fw.ipsw.failed"));
+    assert!(!dest.exists());
+    assert_eq!(sha1_hex(&kept), sha1_hex(&bad));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
+
+#[test]
+fn fetch_stops_before_downloading_a_file_for_another_device_or_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join("fw.ipsw");
+
+    let signed = Apple::signed();
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone10,1",
+        ],
+        &signed,
+    );
+    assert_eq!(code, 20, "{v:#}{err}");
+    assert!(err.contains("nothing downloaded"), "{err}");
+
+    let unsigned = Apple::unsigned();
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+        ],
+        &unsigned,
+    );
+    assert_eq!(code, 30, "{v:#}{err}");
+    assert_eq!(v["checks"]["signing"]["status"], "not_signed");
+
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    let sent = files.body_bytes_sent();
+    assert!(sent < 200_000, "the server sent {sent} of {size} bytes");
+}
+
+#[test]
+fn fetch_cut_midway_resumes_in_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let sha1 = sha1_hex(&path);
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    files.cut_once_after(size / 2);
+    let apple = Apple::signed();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join("fw.ipsw");
+
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+        ],
+        &apple,
+    );
+    assert_eq!(code, 0, "{v:#}{err}");
+    assert_eq!(sha1_hex(&dest), sha1);
+    let log = files.log();
+    let cut: Vec<_> = log.iter().filter(|r| r.cut).collect();
+    assert_eq!(cut.len(), 1, "{log:?}");
+    assert_eq!(cut[0].body_sent, size / 2);
+    // The transfer went on from where it broke, for the same version of the file.
+    let resume = log
+        .iter()
+        .find(|r| {
+            r.range
+                .as_deref()
+                .is_some_and(|h| h.starts_with(&format!("bytes={}-", size / 2)))
+        })
+        .unwrap_or_else(|| panic!("no resume request: {log:?}"));
+    assert_eq!(resume.status, 206);
+    assert_eq!(resume.if_range.as_deref(), Some("\"v1\""));
+    // Nothing was downloaded twice.
+    let fetched = v["bytes_fetched"].as_u64().unwrap();
+    assert!(fetched < size + 200_000, "{fetched} for {size}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
+
+#[test]
+fn fetch_interrupted_resumes_on_the_next_run_when_the_file_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let sha1 = sha1_hex(&path);
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let apple = Apple::signed();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join("fw.ipsw");
+    let options = fetch_options(&apple, Some("iPhone9,3"), 0);
+
+    // First run: the connection breaks at a third and no reconnection is allowed.
+    files.cut_once_after(size / 3);
+    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert_eq!(first.report.exit_code, 3, "{}", first.report.to_json());
+    assert!(
+        problems(&first.report).contains("stopped at"),
+        "{}",
+        problems(&first.report)
+    );
+    assert!(first.report.problems[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("resumes"));
+    let part = first.partial.clone().unwrap();
+    assert_eq!(part, out.join("fw.ipsw.part"));
+    assert!(part.exists() && out.join("fw.ipsw.part.json").exists());
+    assert!(!dest.exists());
+
+    // Second run: same ETag, so it continues from the first run's last byte.
+    files.clear_log();
+    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
+    assert_eq!(second.resumed_from, Some(size / 3));
+    assert_eq!(second.saved.as_deref(), Some(dest.as_path()));
+    let resumed = format!("bytes={}-", size / 3);
+    assert!(
+        files
+            .log()
+            .iter()
+            .any(|r| r.range.as_deref().is_some_and(|h| h.starts_with(&resumed))),
+        "{:?}",
+        files.log()
+    );
+    let sent = files.body_bytes_sent();
+    assert!(sent < size - size / 3 + 200_000, "second run sent {sent}");
+    assert_eq!(sha1_hex(&dest), sha1);
+    assert!(second.report.checks.archive.crc_checked > 100);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+}
+
+#[test]
+fn fetch_starts_over_when_the_file_changed_on_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let apple = Apple::signed();
+    let dest = dir.path().join("fw.ipsw");
+    let options = fetch_options(&apple, Some("iPhone9,3"), 0);
+    files.cut_once_after(size / 3);
+    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert!(first.partial.is_some());
+
+    // A new upload: the partial bytes may belong to another file.
+    files.set_etag("\"v2\"");
+    files.clear_log();
+    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
+    assert_eq!(second.resumed_from, None);
+    assert!(
+        files.log().iter().any(|r| r
+            .range
+            .as_deref()
+            .is_some_and(|h| h.starts_with("bytes=0-"))),
+        "{:?}",
+        files.log()
+    );
+    assert_eq!(sha1_hex(&dest), sha1_hex(&path));
+}
+
+#[test]
+fn fetch_never_replaces_an_existing_file_or_a_foreign_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let apple = Apple::signed();
+    let dest = dir.path().join("fw.ipsw");
+    std::fs::write(&dest, b"my own file").unwrap();
+    let mut args = vec![
+        "fetch".to_owned(),
+        url.clone(),
+        "-o".into(),
+        dest.display().to_string(),
+    ];
+    args.extend(apple.args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = run_env(&refs, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"my own file");
+
+    // A FILE.part that fetch did not write is left alone too.
+    std::fs::remove_file(&dest).unwrap();
+    let part = dir.path().join("fw.ipsw.part");
+    std::fs::write(&part, b"someone else's").unwrap();
+    let (code, _, err) = run_env(&refs, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("was not left by"), "{err}");
+    assert_eq!(std::fs::read(&part).unwrap(), b"someone else's");
+    assert!(!dest.exists());
+    assert!(files.log().is_empty(), "{:?}", files.log());
+}
+
+#[test]
+fn catalogue_survey_checks_every_url_and_asks_apple_once_per_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let urls: Vec<String> = (0..3)
+        .map(|n| files.serve(&format!("copy{n}.ipsw"), &path))
+        .chain([files.url("missing.ipsw")])
+        .collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# catalogue\n{}\n\n{}\n{}\n  {}\n",
+            urls[0], urls[1], urls[2], urls[3]
+        ),
+    )
+    .unwrap();
+    assert_eq!(remote::read_url_list(&list).unwrap(), urls);
+    std::fs::write(
+        dir.path().join("bad.txt"),
+        "https://x/y.ipsw\n/local/file.ipsw\n",
+    )
+    .unwrap();
+    let err = remote::read_url_list(&dir.path().join("bad.txt")).unwrap_err();
+    assert!(err.to_string().contains("line 2"), "{err}");
+
+    let apple = Apple::signed();
+    let options = apple.options(Some("iPhone9,3"));
+    let session = ipswcheck::signing::SigningSession::new(options.signing.clone());
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let reports = remote::check_urls(&urls, &options, &session, &cancel);
+    let codes: Vec<i32> = reports
+        .iter()
+        .map(|r| r.as_ref().unwrap().exit_code)
+        .collect();
+    assert_eq!(codes, vec![0, 0, 0, 3]);
+    for (report, url) in reports.iter().zip(&urls) {
+        assert_eq!(&report.as_ref().unwrap().file, url);
+    }
+    // One build, one board: one TSS question for the whole catalogue.
+    assert_eq!(apple.server.tss_requests().len(), 1);
+}
+
+#[test]
+fn scan_urls_surveys_a_catalogue_remotely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let good = files.serve("good.ipsw", &path);
+    let gone = files.url("gone.ipsw");
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, format!("# the catalogue\n{good}\n{gone}\n")).unwrap();
+    let apple = Apple::signed();
+    let mut args = vec![
+        "scan".to_owned(),
+        "--urls".into(),
+        list.display().to_string(),
+        "--device".into(),
+        "iPhone9,3".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend(apple.args());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = run_env(&refs, &[]);
+    let v = json(&out, &err);
+    // One URL could not be read: the scan reports a failure.
+    assert_eq!(code, 1, "{v:#}{err}");
+    let rows = v["files"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["path"], good.as_str());
+    assert_eq!(rows[0]["file"], good.as_str());
+    assert_eq!(rows[0]["verdict"], "ready");
+    assert!(rows[0]["bytes_fetched"].as_u64().unwrap() < 100_000);
+    let unreadable = &v["summary"]["unreadable"][0];
+    assert_eq!(unreadable["path"], gone.as_str());
+    assert!(unreadable["error"].as_str().unwrap().contains("HTTP 404"));
+    assert_eq!(v["summary"]["recommendation"]["path"], good.as_str());
+    // Nothing was downloaded.
+    assert!(files.body_bytes_sent() < 100_000);
+
+    // --offline refuses a list of URLs.
+    let (code, _, err) = run_env(
+        &["scan", "--urls", list.to_str().unwrap(), "--offline"],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--offline"), "{err}");
+}
+
+#[test]
+fn zip64_layouts_and_directories_beyond_the_tail_work_remotely() {
+    let dir = tempfile::tempdir().unwrap();
+    let apple = Apple::signed();
+    let files = FileServer::start();
+    let specs = [
+        (
+            "zip64",
+            IpswSpec {
+                force_zip64: true,
+                data_descriptors: true,
+                ..IpswSpec::sample()
+            },
+        ),
+        (
+            "big-directory",
+            IpswSpec {
+                filler_count: 900,
+                ..IpswSpec::sample()
+            },
+        ),
+    ];
+    for (name, spec) in specs {
+        let path = dir.path().join(format!("{name}.ipsw"));
+        let layout = spec.build(&path).unwrap();
+        let size = layout.file_size;
+        let url = files.serve(&format!("{name}.ipsw"), &path);
+        files.clear_log();
+        let report = remote::check_url(&url, &apple.options(Some("iPhone9,3")), None);
+        assert_eq!(report.exit_code, 0, "{name}: {}", report.to_json());
+        let requests = files.log().len();
+        assert!(
+            requests <= 4,
+            "{name}: {requests} requests: {:?}",
+            files.log()
+        );
+        eprintln!(
+            "{name}: {size} bytes, {} fetched in {requests} requests",
+            report.bytes_fetched.unwrap()
+        );
+
+        let dest = dir.path().join(format!("{name}.out.ipsw"));
+        let outcome = remote::fetch(
+            &url,
+            &dest,
+            &fetch_options(&apple, Some("iPhone9,3"), 0),
+            None,
+            &Progress::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            outcome.report.exit_code,
+            0,
+            "{name}: {}",
+            outcome.report.to_json()
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&path).unwrap());
+    }
+}
