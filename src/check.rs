@@ -622,13 +622,13 @@ fn checksum_check(
         problems.push(Problem {
             check: "checksum".into(),
             message: format!(
-                "the file's {} is {}, but {} says {}",
+                "the file's {} is {}, but {} {}",
                 expected.algorithm,
                 to_hex(actual.map(Vec::as_slice).unwrap_or_default()),
                 if source == "user" {
                     "you gave"
                 } else {
-                    "ipsw.me"
+                    "ipsw.me says"
                 },
                 to_hex(&expected.digest)
             ),

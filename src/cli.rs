@@ -68,25 +68,11 @@ pub struct FetchArgs {
     #[arg(long = "output", short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).
-    #[arg(long, short = 'd')]
-    pub device: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
-    /// The board, where a product type has two (iPhone8,1: n71ap or n71map).
-    #[arg(long, requires = "device")]
-    pub board: Option<String>,
-
-    /// Check the Update identity (keeps data) instead of the Erase identity (restore).
-    #[arg(long)]
-    pub update: bool,
-
-    /// Expected SHA-1 of the whole file (as Apple and ipsw.me publish it).
-    #[arg(long, value_name = "HEX", conflicts_with = "sha256")]
-    pub sha1: Option<String>,
-
-    /// Expected SHA-256 of the whole file.
-    #[arg(long, value_name = "HEX")]
-    pub sha256: Option<String>,
+    #[command(flatten)]
+    pub checksum: ChecksumArgs,
 
     /// Keep a download that fails a check, as FILE.failed (default: delete it).
     #[arg(long)]
@@ -120,18 +106,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub urls: Option<PathBuf>,
 
-    /// Also say which file restores this device: a product type (iPhone9,3) or
-    /// hardware model (d101ap).
-    #[arg(long, short = 'd')]
-    pub device: Option<String>,
-
-    /// The board, where a product type has two (iPhone8,1: n71ap or n71map).
-    #[arg(long, requires = "device")]
-    pub board: Option<String>,
-
-    /// Check the Update identity (keeps data) instead of the Erase identity (restore).
-    #[arg(long)]
-    pub update: bool,
+    /// With --device, the scan also says which file restores that device.
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Only the archive directories, manifests and devices: no hashing.
     #[arg(long)]
@@ -174,6 +151,30 @@ pub struct CheckArgs {
     /// its directory and manifests are read, with range requests (a quick check).
     pub file: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Only the archive directory, manifest and device: no hashing (milliseconds).
+    #[arg(long)]
+    pub quick: bool,
+
+    #[command(flatten)]
+    pub checksum: ChecksumArgs,
+
+    /// Worker threads for hashing (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Which device, and which kind of restore: shared by the check, `scan` and `fetch`.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
     /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).
     #[arg(long, short = 'd')]
     pub device: Option<String>,
@@ -186,11 +187,11 @@ pub struct CheckArgs {
     /// Check the Update identity (keeps data) instead of the Erase identity (restore).
     #[arg(long)]
     pub update: bool,
+}
 
-    /// Only the archive directory, manifest and device: no hashing (milliseconds).
-    #[arg(long)]
-    pub quick: bool,
-
+/// The whole-file checksum to expect.
+#[derive(Debug, Args, Clone)]
+pub struct ChecksumArgs {
     /// Expected SHA-1 of the whole file (as Apple and ipsw.me publish it).
     #[arg(long, value_name = "HEX", conflicts_with = "sha256")]
     pub sha1: Option<String>,
@@ -198,16 +199,6 @@ pub struct CheckArgs {
     /// Expected SHA-256 of the whole file.
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
-
-    /// Worker threads for hashing (default: one per core).
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
-
-    #[command(flatten)]
-    pub network: NetworkArgs,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 /// Where and whether to ask about signing.
@@ -225,7 +216,8 @@ pub struct NetworkArgs {
     #[arg(long, env = "IPSWCHECK_API_URL", value_name = "URL")]
     pub api_url: Option<String>,
 
-    /// Seconds for each signing query, retries included.
+    /// Seconds for each signing query, retries included; with a URL, also for each
+    /// request and for any stall of a download.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
 

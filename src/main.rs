@@ -37,6 +37,12 @@ fn main() -> std::process::ExitCode {
     code.into()
 }
 
+/// Most worker threads `--jobs` may ask for: far more than any machine has cores, and
+/// few enough to create (`--jobs 100000` would spend minutes creating threads, then hang
+/// on the system's thread limit).
+const MAX_JOBS: usize = 256;
+const JOBS_RANGE: &str = "--jobs must be between 1 and 256";
+
 /// A usage error: one line on stderr, exit 2.
 fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("ipswcheck: {message}");
@@ -52,8 +58,12 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
     if let Some(url) = &net.api_url {
         opts.api_url = url.clone();
     }
-    if !(net.timeout.is_finite() && net.timeout > 0.0) {
-        return Err(usage("--timeout must be a positive number of seconds"));
+    // A day is far beyond any useful timeout; beyond it (1e300) the deadline
+    // arithmetic would overflow.
+    if !(net.timeout.is_finite() && net.timeout > 0.0 && net.timeout <= 86_400.0) {
+        return Err(usage(
+            "--timeout must be a positive number of seconds, at most 86400",
+        ));
     }
     opts.timeout = Duration::from_secs_f64(net.timeout);
     if net.cache_dir.is_some() {
@@ -64,10 +74,6 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
         opts.hosts_file = hosts.clone();
     }
     Ok(opts)
-}
-
-fn expected_checksum(args: &cli::CheckArgs) -> Result<Option<ExpectedChecksum>, ExitCode> {
-    expected_from(&args.sha1, &args.sha256)
 }
 
 fn expected_from(
@@ -90,23 +96,67 @@ fn expected_from(
     }
 }
 
+/// The boards and the restore behaviour a command was asked about.
+fn target(
+    args: &cli::TargetArgs,
+) -> Result<(Option<Vec<&'static device::Device>>, RestoreBehavior), ExitCode> {
+    let boards = match &args.device {
+        Some(query) => Some(device::resolve(query, args.board.as_deref()).map_err(usage)?),
+        None => None,
+    };
+    let behavior = if args.update {
+        RestoreBehavior::Update
+    } else {
+        RestoreBehavior::Erase
+    };
+    Ok((boards, behavior))
+}
+
+/// Validate `--jobs` and size the hashing pool with it.
+fn hashing_threads(jobs: Option<usize>) -> Result<(), ExitCode> {
+    if let Some(jobs) = jobs {
+        if !(1..=MAX_JOBS).contains(&jobs) {
+            return Err(usage(JOBS_RANGE));
+        }
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .build_global();
+    }
+    Ok(())
+}
+
+/// What the check, `scan` and `fetch` share: device, checksum, signing.
+fn check_options(
+    target_args: &cli::TargetArgs,
+    checksum: Option<&cli::ChecksumArgs>,
+    network: &NetworkArgs,
+    quick: bool,
+) -> Result<CheckOptions, ExitCode> {
+    let (device, behavior) = target(target_args)?;
+    let expected = match checksum {
+        Some(c) => expected_from(&c.sha1, &c.sha256)?,
+        None => None,
+    };
+    Ok(CheckOptions {
+        device,
+        behavior,
+        quick,
+        expected,
+        signing: signing_options(network)?,
+    })
+}
+
 fn check_one(args: cli::CheckArgs) -> ExitCode {
     let Some(file) = args.file.clone() else {
         return usage("no file given; usage: ipswcheck FILE.ipsw --device iPhone9,3 (see --help)");
     };
-    let device = match &args.device {
-        Some(query) => match device::resolve(query, args.board.as_deref()) {
-            Ok(boards) => Some(boards),
-            Err(e) => return usage(e),
-        },
-        None => None,
-    };
-    let expected = match expected_checksum(&args) {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    let signing = match signing_options(&args.network) {
-        Ok(s) => s,
+    let options = match check_options(
+        &args.target,
+        Some(&args.checksum),
+        &args.network,
+        args.quick,
+    ) {
+        Ok(o) => o,
         Err(code) => return code,
     };
     // An http(s) URL is checked remotely, by range requests (quick mode).
@@ -114,30 +164,14 @@ fn check_one(args: cli::CheckArgs) -> ExitCode {
         .to_str()
         .filter(|f| remote::is_url(f))
         .map(str::to_owned);
-    if url.is_some() && signing.offline {
+    if url.is_some() && options.signing.offline {
         return usage(
             "--offline cannot check a URL: reading it needs the network (drop --offline, or download the file and check it)",
         );
     }
-    if let Some(jobs) = args.jobs {
-        if jobs == 0 {
-            return usage("--jobs must be at least 1");
-        }
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .build_global();
+    if let Err(code) = hashing_threads(args.jobs) {
+        return code;
     }
-    let options = CheckOptions {
-        device,
-        behavior: if args.update {
-            RestoreBehavior::Update
-        } else {
-            RestoreBehavior::Erase
-        },
-        quick: args.quick,
-        expected,
-        signing,
-    };
     let progress = Progress::default();
     let show_progress =
         !args.output.quiet && !args.quick && url.is_none() && std::io::stderr().is_terminal();
@@ -193,31 +227,13 @@ fn print_report(report: &ipswcheck::report::Report, output: &OutputArgs) {
 }
 
 fn scan(args: cli::ScanArgs) -> ExitCode {
-    let device = match &args.device {
-        Some(query) => match device::resolve(query, args.board.as_deref()) {
-            Ok(boards) => Some(boards),
-            Err(e) => return usage(e),
-        },
-        None => None,
-    };
-    let signing = match signing_options(&args.network) {
-        Ok(s) => s,
+    let check = match check_options(&args.target, None, &args.network, args.quick) {
+        Ok(o) => o,
         Err(code) => return code,
     };
-    if args.jobs == Some(0) {
-        return usage("--jobs must be at least 1");
+    if args.jobs.is_some_and(|j| !(1..=MAX_JOBS).contains(&j)) {
+        return usage(JOBS_RANGE);
     }
-    let check = CheckOptions {
-        device,
-        behavior: if args.update {
-            RestoreBehavior::Update
-        } else {
-            RestoreBehavior::Erase
-        },
-        quick: args.quick,
-        expected: None,
-        signing,
-    };
     let mut options = scan::ScanOptions::new(args.paths.clone(), check);
     if let Some(list) = &args.urls {
         if options.check.signing.offline {
@@ -275,41 +291,15 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
             None => return usage("the URL names no file: give one with -o FILE"),
         },
     };
-    let device = match &args.device {
-        Some(query) => match device::resolve(query, args.board.as_deref()) {
-            Ok(boards) => Some(boards),
-            Err(e) => return usage(e),
-        },
-        None => None,
-    };
-    let expected = match expected_from(&args.sha1, &args.sha256) {
-        Ok(e) => e,
+    let check = match check_options(&args.target, Some(&args.checksum), &args.network, false) {
+        Ok(o) => o,
         Err(code) => return code,
     };
-    let signing = match signing_options(&args.network) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    if let Some(jobs) = args.jobs {
-        if jobs == 0 {
-            return usage("--jobs must be at least 1");
-        }
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .build_global();
+    if let Err(code) = hashing_threads(args.jobs) {
+        return code;
     }
     let options = remote::FetchOptions {
-        check: CheckOptions {
-            device,
-            behavior: if args.update {
-                RestoreBehavior::Update
-            } else {
-                RestoreBehavior::Erase
-            },
-            quick: false,
-            expected,
-            signing,
-        },
+        check,
         keep: args.keep,
         retries: args.retries,
     };

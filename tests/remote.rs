@@ -921,3 +921,51 @@ fn zip64_layouts_and_directories_beyond_the_tail_work_remotely() {
         assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&path).unwrap());
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn fetch_refuses_a_part_file_another_fetch_is_writing() {
+    use std::os::unix::io::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(dir.path());
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let apple = Apple::signed();
+    let dest = dir.path().join("fw.ipsw");
+    // A partial download of this URL, held by another fetch.
+    let part = dir.path().join("fw.ipsw.part");
+    std::fs::write(&part, b"partial").unwrap();
+    let sidecar = serde_json::json!({"ipswcheck_fetch": 1, "url": url, "size": 7,
+        "etag": null, "last_modified": null, "completed": 7});
+    std::fs::write(dir.path().join("fw.ipsw.part.json"), sidecar.to_string()).unwrap();
+    let held = std::fs::File::open(&part).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+
+    let err = remote::fetch(
+        &url,
+        &dest,
+        &fetch_options(&apple, Some("iPhone9,3"), 0),
+        None,
+        &Progress::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("another `ipswcheck fetch`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&part).unwrap(), b"partial");
+
+    // Once it is released, the part is ours to replace: different size, start over.
+    drop(held);
+    let outcome = remote::fetch(
+        &url,
+        &dest,
+        &fetch_options(&apple, Some("iPhone9,3"), 0),
+        None,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(outcome.report.exit_code, 0, "{}", outcome.report.to_json());
+    assert_eq!(outcome.resumed_from, None);
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&path).unwrap());
+}

@@ -363,7 +363,8 @@ impl RemoteFile {
         }
         // Each validator both answers carry must agree.
         let now = Validators::from_headers(response.headers());
-        let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+        let differs =
+            |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
         if differs(&now.etag, &meta.validators.etag)
             || differs(&now.last_modified, &meta.validators.last_modified)
         {

@@ -1,7 +1,7 @@
 //! `ipswcheck fetch URL -o FILE`: download an IPSW once, verifying it as it arrives, and
 //! keep it only if every check passed.
 //!
-//! 1. **Preflight, by range** ([`super::open_url`], [`super::quick_check`]): the end of
+//! 1. **Preflight, by range** ([`super::open_url`], then a quick check): the end of
 //!    the zip, the directory and the manifests (well under 1 MB), then device, identity,
 //!    component presence and signing. Wrong device (20), not signed (30), signing unknown
 //!    (31), a missing component (11): stop here, with nothing written.
@@ -251,6 +251,7 @@ pub fn fetch(
     let size = remote.size();
     let validators = remote.validators();
     let (body_end, suffix) = remote.cached_suffix();
+    let existed = previous.is_some();
     let resume_from = previous
         .filter(|p| p.size == size && p.validators().same_version(&validators))
         .map(|p| p.completed.min(body_end))
@@ -259,16 +260,6 @@ pub fn fetch(
         let path = path.to_path_buf();
         move |source| FetchError::Io { path, source }
     };
-    // The sidecar first: a FILE.part without one would be refused as not ours.
-    let mut sidecar = Sidecar {
-        ipswcheck_fetch: 1,
-        url: url.to_owned(),
-        size,
-        etag: validators.etag.clone(),
-        last_modified: validators.last_modified.clone(),
-        completed: resume_from.unwrap_or(0),
-    };
-    sidecar.save(&sidecar_path).map_err(io_err(&sidecar_path))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -278,6 +269,25 @@ pub fn fetch(
         .map_err(io_err(&part_path))?;
     if !lock_exclusive(&file) {
         return Err(FetchError::Busy(part_path));
+    }
+    let mut sidecar = Sidecar {
+        ipswcheck_fetch: 1,
+        url: url.to_owned(),
+        size,
+        etag: validators.etag.clone(),
+        last_modified: validators.last_modified.clone(),
+        completed: resume_from.unwrap_or(0),
+    };
+    if let Err(e) = sidecar.save(&sidecar_path) {
+        if !existed {
+            // A FILE.part without its sidecar would be refused as not ours.
+            drop(file);
+            let _ = fs::remove_file(&part_path);
+        }
+        return Err(FetchError::Io {
+            path: sidecar_path,
+            source: e,
+        });
     }
     (|| -> io::Result<()> {
         if resume_from.is_none() {

@@ -16,7 +16,7 @@
 //!
 //! The report is the usual one with `file` the URL, `size` from `Content-Range` and
 //! `bytes_fetched` counting every byte received (headers included). A server that does
-//! not honour ranges is refused before its body is read. [`fetch`] downloads a file
+//! not honour ranges is refused before its body is read. [`fetch()`] downloads a file
 //! after the same preflight, verifying it as it arrives.
 
 pub mod client;

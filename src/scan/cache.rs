@@ -295,3 +295,87 @@ fn temp_name(path: &Path) -> String {
         to_hex(&salt)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(size: u64) -> CacheKey {
+        CacheKey::new(
+            FileStat {
+                dev: 1,
+                ino: 2,
+                size,
+                mtime_ns: 3,
+            },
+            Some(vec!["d101ap".into()]),
+            RestoreBehavior::Erase,
+        )
+    }
+
+    fn verification() -> Verification {
+        Verification {
+            components: vec![ComponentFinding {
+                name: "RestoreSEP".into(),
+                board: None,
+                path: Some("sep.im4p".into()),
+                algorithm: Some(DigestAlgorithm::Sha384),
+                status: ComponentStatus::Mismatch,
+                expected: Some("aa".into()),
+                actual: Some("bb".into()),
+                reason: Some("IM4P retagged sepi→rsep".into()),
+            }],
+            damaged_entries: vec![EntryDamage {
+                entry: "sep.im4p".into(),
+                problem: "CRC-32 mismatch".into(),
+                crc: true,
+            }],
+            whole_file: [(DigestAlgorithm::Sha1, vec![7; 20])].into_iter().collect(),
+            hashed: true,
+            entries_checked: 42,
+            cancelled: false,
+        }
+    }
+
+    #[test]
+    fn an_entry_round_trips_and_only_for_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerifiedCache::new(dir.path().join("verified"));
+        let v = verification();
+        cache.put(&key(10), Path::new("a.ipsw"), &v).unwrap();
+        let back = cache.get(&key(10), &[DigestAlgorithm::Sha1]).unwrap();
+        assert_eq!(back.components, v.components);
+        assert_eq!(back.damaged_entries, v.damaged_entries);
+        assert_eq!(back.whole_file, v.whole_file);
+        assert_eq!(back.entries_checked, 42);
+        assert!(back.hashed && !back.cancelled);
+        assert!(cache.get(&key(11), &[]).is_none(), "another size");
+        assert!(
+            cache.get(&key(10), &[DigestAlgorithm::Sha256]).is_none(),
+            "a whole-file digest it does not have"
+        );
+        // A damaged entry, or one renamed over another key's file, is a miss.
+        std::fs::write(cache.file(&key(10)), b"{\"format\": 1").unwrap();
+        assert!(cache.get(&key(10), &[]).is_none());
+        std::fs::copy(
+            {
+                cache.put(&key(12), Path::new("b.ipsw"), &v).unwrap();
+                cache.file(&key(12))
+            },
+            cache.file(&key(10)),
+        )
+        .unwrap();
+        assert!(cache.get(&key(10), &[]).is_none());
+        let leftovers: Vec<_> = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,5 +1,6 @@
 //! The progress display of a scan (stderr, only when it is a terminal): one bar for
-//! the whole library (bytes, rate, ETA) and one line per file being hashed.
+//! the whole library (bytes, rate, ETA) and one line per file being hashed; files that
+//! are open but still waiting for the queue are only counted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,9 +45,21 @@ pub fn draw_progress(progress: &ScanProgress, finished: &AtomicBool) {
         let snap = progress.snapshot();
         main.set_length(snap.total);
         main.set_position(snap.done);
-        main.set_prefix(format!("{}/{} files", snap.files_done, snap.files_total));
-        let live: HashSet<u64> = snap.in_flight.iter().map(|f| f.0).collect();
-        for (id, name, done, total) in &snap.in_flight {
+        // A line per file being read; files opened and waiting in the queue are counted.
+        let reading: Vec<_> = snap.in_flight.iter().filter(|f| f.2 > 0).collect();
+        let queued = snap.in_flight.len() - reading.len();
+        main.set_prefix(format!(
+            "{}/{} files{}",
+            snap.files_done,
+            snap.files_total,
+            if queued > 0 {
+                format!(" ({queued} queued)")
+            } else {
+                String::new()
+            }
+        ));
+        let live: HashSet<u64> = reading.iter().map(|f| f.0).collect();
+        for (id, name, done, total) in reading {
             let bar = lines.entry(*id).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new(*total));
                 bar.set_style(line.clone());

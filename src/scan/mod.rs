@@ -582,23 +582,32 @@ pub fn scan(
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> =
         Mutex::new((0..candidates.len()).map(|_| None).collect());
+    let run_slot = |slot: usize| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(candidate) = candidates.get(i) else {
+            break;
+        };
+        let outcome = if ctx.cancel.load(Ordering::Relaxed) {
+            Outcome::NotChecked
+        } else {
+            process(candidate, slot, &ctx)
+        };
+        outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
+        ctx.progress.files_done.fetch_add(1, Ordering::Relaxed);
+    };
     std::thread::scope(|s| {
-        for slot in 0..window {
-            let (ctx, next, outcomes, candidates) = (&ctx, &next, &outcomes, &candidates);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(candidate) = candidates.get(i) else {
-                    break;
-                };
-                let outcome = if ctx.cancel.load(Ordering::Relaxed) {
-                    Outcome::NotChecked
-                } else {
-                    process(candidate, slot, ctx)
-                };
-                outcomes.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome);
-                ctx.progress.files_done.fetch_add(1, Ordering::Relaxed);
-            });
+        for slot in 1..window {
+            // A thread that cannot be created (a tight process limit) only means a
+            // smaller window: this thread works through the files too.
+            let run_slot = &run_slot;
+            if std::thread::Builder::new()
+                .spawn_scoped(s, move || run_slot(slot))
+                .is_err()
+            {
+                break;
+            }
         }
+        run_slot(0);
     });
 
     let url_outcomes = check_urls(options, &ctx);
@@ -754,10 +763,14 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
     ctx.progress.end(id);
     ctx.hashed_bytes
         .fetch_add(done.load(Ordering::Relaxed), Ordering::Relaxed);
-    let changed = ipsw.archive.changed().is_some() || FileStat::now(path).ok() != before;
+    // Changed under the mapping (the report says how): the findings prove nothing.
+    let changed = ipsw.archive.changed().is_some();
+    // Replaced or touched by path since it was looked at: the findings may be right
+    // for what was read, but the key no longer names it.
+    let same_file = FileStat::now(path).ok() == before;
     if let (Some(cache), Some(key)) = (&ctx.cache, &key) {
         // Only a complete verification of a file that did not change may be reused.
-        if verification.hashed && !verification.cancelled && !changed {
+        if verification.hashed && !verification.cancelled && !changed && same_file {
             let _ = cache.put(key, path, &verification);
         }
     }
@@ -815,11 +828,15 @@ fn start_signing(ipsw: &Arc<OpenedIpsw>, prepared: &PreparedCheck<'_>, ctx: &Ctx
     let ipsw = Arc::clone(ipsw);
     let check = Arc::clone(&ctx.check);
     let session = Arc::clone(&ctx.session);
-    std::thread::spawn(move || {
+    let spawned = std::thread::Builder::new().spawn(move || {
         let prepared = PreparedCheck::new(&ipsw, &check);
         let _ = tx.send(prepared.sign_with(&session));
     });
-    Signer::Pending(rx)
+    match spawned {
+        Ok(_) => Signer::Pending(rx),
+        // No thread to spare: ask on this one.
+        Err(_) => Signer::Ready(prepared.sign_with(&ctx.session)),
+    }
 }
 
 /// A file that did not open as an IPSW: skipped, unreadable, or a damaged IPSW.

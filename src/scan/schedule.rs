@@ -137,7 +137,10 @@ impl JobQueue {
         };
         std::thread::scope(|s| {
             for _ in 1..executors.max(1) {
-                s.spawn(work);
+                // Fewer executors if threads run out: this thread works too.
+                if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                    break;
+                }
             }
             work();
         });
