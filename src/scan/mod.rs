@@ -1217,10 +1217,16 @@ fn recommend(
     }
     if let Some(f) = best {
         let signing = f.report.checks.signing.status;
-        let mut notes = vec!["intact".to_owned()];
-        if options.quick {
-            notes[0] = "not hashed (--quick)".into();
-        }
+        // Only a file whose components were hashed is known to be intact: a --quick or
+        // remote (URL) row read the directory alone.
+        let hashed = f.report.checks.components.status == crate::report::CheckStatus::Ok;
+        let mut notes = vec![if hashed {
+            "intact".to_owned()
+        } else if f.report.bytes_fetched.is_some() {
+            "not hashed (checked remotely)".to_owned()
+        } else {
+            "not hashed (--quick)".to_owned()
+        }];
         notes.push(match signing {
             SigningStatus::Signed => "signed by Apple now".into(),
             _ if options.signing.offline => "signing not checked (--offline)".into(),
