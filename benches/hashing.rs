@@ -1,10 +1,10 @@
-//! Hashing throughput: the manifest algorithms through `ipswcheck::digest::Hasher`
-//! (RustCrypto), SHA-384 through OpenSSL and aws-lc (the backends BENCHMARKS.md weighs),
-//! and CRC-32 (crc32fast), one core, data in cache-friendly chunks of the sizes the
-//! check uses.
+//! Hashing throughput on one core: the manifest algorithms through
+//! `ipswcheck::digest::Hasher` (RustCrypto), SHA-384 through aws-lc and, with
+//! `--features openssl`, OpenSSL (the backends BENCHMARKS.md weighs), and CRC-32
+//! (crc32fast), fed in chunks of the sizes the check uses.
 //!
 //! ```text
-//! cargo bench --bench hashing
+//! cargo bench --bench hashing [--features openssl]
 //! ```
 
 use divan::counter::BytesCount;
@@ -49,6 +49,7 @@ fn sha384_rustcrypto_chunk(bencher: Bencher, chunk: usize) {
     });
 }
 
+#[cfg(feature = "openssl")]
 #[divan::bench]
 fn sha384_openssl(bencher: Bencher) {
     let data = data();
@@ -73,6 +74,7 @@ fn sha384_aws_lc(bencher: Bencher) {
     });
 }
 
+#[cfg(feature = "openssl")]
 #[divan::bench]
 fn sha1_openssl(bencher: Bencher) {
     let data = data();

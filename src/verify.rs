@@ -26,10 +26,13 @@ use std::sync::OnceLock;
 
 use serde::Serialize;
 
-use crate::archive::{Archive, Entry, EntryError, EntryStream};
+use crate::archive::{Archive, Chunk, Entry, EntryError, EntryStream, Method};
 use crate::digest::{to_hex, DigestAlgorithm, Hasher};
 use crate::img4::{self, Container};
 use crate::manifest::{BuildIdentity, ManifestComponent};
+
+mod pipeline;
+use pipeline::Hub;
 
 /// The result for one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -296,21 +299,71 @@ impl<'a> VerifyPlan<'a> {
         }
     }
 
-    fn run_job(&self, job: usize, global: &AtomicU64, cancel: &AtomicBool) {
+    /// Roughly how long job `job` keeps one core busy, in hundredths of a nanosecond
+    /// (the rates of this machine, BENCHMARKS.md: inflate ~2.8 ns per compressed byte
+    /// whatever the data, SHA-384 ~1.6 ns per byte, SHA-1/SHA-256 ~0.55). Orders the
+    /// queue and decides which entries are pipelined; only ratios matter.
+    fn job_estimate(&self, job: Option<usize>) -> u64 {
+        let hash = |a: DigestAlgorithm| -> u64 {
+            match a {
+                DigestAlgorithm::Sha1 => 52,
+                DigestAlgorithm::Sha256 => 56,
+                DigestAlgorithm::Sha384 => 164,
+            }
+        };
+        match job {
+            Some(i) => {
+                let entry = &self.archive.entries()[i];
+                let read = match entry.method {
+                    Method::Deflated => entry.compressed_size.saturating_mul(280),
+                    _ => entry.compressed_size.saturating_mul(5),
+                };
+                let work = &self.work[&i];
+                work.digests.iter().fold(read, |t, d| {
+                    t.saturating_add(entry.size.saturating_mul(hash(d.algorithm)))
+                })
+            }
+            None => self.options.whole_file.iter().fold(0u64, |t, a| {
+                t.saturating_add(self.archive.len().saturating_mul(hash(*a)))
+            }),
+        }
+    }
+
+    /// Whether job `job` can be pipelined: a deflated entry with digests to compute and
+    /// nothing else to do on the way (no baseband members), big enough to be worth it.
+    fn pipelinable(&self, job: Option<usize>) -> bool {
+        let Some(i) = job else { return false };
+        let entry = &self.archive.entries()[i];
+        let work = &self.work[&i];
+        entry.method == Method::Deflated
+            && entry.size >= PIPELINE_MIN
+            && !work.digests.is_empty()
+            && work.baseband.is_empty()
+    }
+
+    fn run_job<'h>(
+        &'h self,
+        job: usize,
+        global: &AtomicU64,
+        cancel: &AtomicBool,
+        role: Role<'_, 'h>,
+    ) {
         let progress = Counters {
             global,
             local: &self.done,
         };
         let outcome = match self.job_entries[job] {
             Some(i) => {
-                let entry = &self.archive.entries()[i];
-                process_entry(self.archive, entry, &self.work[&i], progress, cancel, None)
+                let archive: &'h Archive = self.archive;
+                let entry = &archive.entries()[i];
+                process_entry(archive, entry, &self.work[&i], progress, cancel, None, role)
             }
             None => JobOutcome::WholeFile(hash_whole_file(
                 self.archive.bytes(),
                 &self.options.whole_file,
                 progress,
                 cancel,
+                role,
             )),
         };
         let _ = self.outcomes[job].set(outcome);
@@ -609,10 +662,46 @@ fn rules_for(c: &ManifestComponent) -> Vec<(String, Option<Vec<u8>>, Rule)> {
     one(Rule::Digest(DigestRequest { algorithm, retag }))
 }
 
+/// The digest of a component file: [`Hasher`], except SHA-384 through OpenSSL when
+/// built with the `openssl` feature (0.88 vs 0.61 GB/s here, and SHA-384 of the OS image
+/// is what bounds a check of a stored-DMG IPSW: BENCHMARKS.md). Off by default: it
+/// needs libssl-dev to build and libssl at run time.
+enum ComponentHasher {
+    Rust(Hasher),
+    #[cfg(feature = "openssl")]
+    OpensslSha384(openssl::sha::Sha384),
+}
+
+impl ComponentHasher {
+    fn new(algorithm: DigestAlgorithm) -> Self {
+        #[cfg(feature = "openssl")]
+        if algorithm == DigestAlgorithm::Sha384 {
+            return ComponentHasher::OpensslSha384(openssl::sha::Sha384::new());
+        }
+        ComponentHasher::Rust(algorithm.hasher())
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            ComponentHasher::Rust(h) => h.update(data),
+            #[cfg(feature = "openssl")]
+            ComponentHasher::OpensslSha384(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            ComponentHasher::Rust(h) => h.finish(),
+            #[cfg(feature = "openssl")]
+            ComponentHasher::OpensslSha384(h) => h.finish().to_vec(),
+        }
+    }
+}
+
 /// A running digest over a window of the stream, with an optional 4-byte overwrite.
 struct Sink {
     request: DigestRequest,
-    hasher: Hasher,
+    hasher: ComponentHasher,
     start: u64,
     end: u64,
     patch: Option<(u64, [u8; 4])>,
@@ -641,7 +730,7 @@ impl Sink {
         };
         Sink {
             request,
-            hasher: request.algorithm.hasher(),
+            hasher: ComponentHasher::new(request.algorithm),
             start,
             end,
             patch,
@@ -785,13 +874,36 @@ impl Counters<'_> {
     }
 }
 
-fn process_entry(
-    archive: &Archive,
-    entry: &Entry,
+/// Entries smaller than this are never pipelined: the hand-over costs more than it saves.
+const PIPELINE_MIN: u64 = 16 << 20;
+
+/// How a job shares the cores with the others of [`run_plans`].
+#[derive(Clone, Copy)]
+enum Role<'h, 'a> {
+    /// On its own ([`VerifyPlan::run_one`], [`run_plan_as_written`]).
+    Alone,
+    /// Hashes the pipelined entries' pieces between the chunks of its own entry.
+    Helper(&'h Hub<'a>),
+    /// Inflates its entry into a lane of the hub; the helpers hash it.
+    Producer(&'h Hub<'a>),
+}
+
+impl Role<'_, '_> {
+    fn help(self) {
+        if let Role::Helper(hub) = self {
+            hub.help();
+        }
+    }
+}
+
+fn process_entry<'a>(
+    archive: &'a Archive,
+    entry: &'a Entry,
     work: &EntryWork,
     progress: Counters<'_>,
     cancel: &AtomicBool,
     gate: Option<&WrittenGate<'_>>,
+    role: Role<'_, 'a>,
 ) -> JobOutcome {
     let mut digester = Digester::new(work.digests.iter().copied().collect(), entry.size);
     let mut baseband = HashMap::new();
@@ -805,8 +917,12 @@ fn process_entry(
             }
         }
     };
-    let result = if work.baseband.is_empty() {
-        stream_digests(&mut stream, &mut digester, progress, cancel, gate)
+    let result = if let (Role::Producer(hub), true, None) = (role, work.baseband.is_empty(), gate) {
+        let (result, fed) = stream_pipelined(&mut stream, digester, hub, progress, cancel);
+        digester = fed;
+        result
+    } else if work.baseband.is_empty() {
+        stream_digests(&mut stream, &mut digester, progress, cancel, gate, role)
     } else {
         let mut tee = Tee {
             stream: &mut stream,
@@ -816,7 +932,7 @@ fn process_entry(
         baseband = hash_baseband_members(&mut tee, &work.baseband);
         // What the inner-zip parser left in the read buffer still belongs to the digests.
         digester.feed(stream.take_pending());
-        stream_digests(&mut stream, &mut digester, progress, cancel, gate)
+        stream_digests(&mut stream, &mut digester, progress, cancel, gate, role)
     };
     let complete = !matches!(result, Err(EntryError::Cancelled))
         && (result.is_ok() || stream.produced() > 0 || digester.is_idle());
@@ -838,6 +954,7 @@ fn stream_digests(
     progress: Counters<'_>,
     cancel: &AtomicBool,
     gate: Option<&WrittenGate<'_>>,
+    role: Role<'_, '_>,
 ) -> Result<(), EntryError> {
     // Count from the start of the entry: a baseband pass may already have read some.
     let mut reported = 0;
@@ -858,9 +975,50 @@ fn stream_digests(
         let now = stream.consumed();
         progress.add(now - reported);
         reported = now;
+        role.help();
     };
     progress.add(stream.consumed() - reported);
     result
+}
+
+/// [`stream_digests`] for a producer: inflate (and CRC) here, into the buffers of a lane
+/// of `hub`, while the other workers feed the digests ([`pipeline`]). Returns the
+/// digester fed with everything produced (nothing more when cancelled).
+fn stream_pipelined<'a>(
+    stream: &mut EntryStream<'a>,
+    digester: Digester,
+    hub: &Hub<'a>,
+    progress: Counters<'_>,
+    cancel: &AtomicBool,
+) -> (Result<(), EntryError>, Digester) {
+    let lane = hub.open(digester);
+    let deflated = !stream.is_stored();
+    let mut reported = 0;
+    let mut spare = None;
+    let result = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break Err(EntryError::Cancelled);
+        }
+        let mut buf = match spare.take() {
+            Some(buf) => buf,
+            None => hub.reserve(&lane, deflated),
+        };
+        match stream.next_into(&mut buf) {
+            Ok(Some(Chunk::Inflated(n))) => hub.push_owned(&lane, buf, n),
+            Ok(Some(Chunk::Mapped(bytes))) => {
+                hub.push_mapped(&lane, bytes);
+                spare = Some(buf);
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+        let now = stream.consumed();
+        progress.add(now - reported);
+        reported = now;
+    };
+    progress.add(stream.consumed() - reported);
+    let cancelled = matches!(result, Err(EntryError::Cancelled));
+    (result, hub.close(lane, !cancelled))
 }
 
 /// Reads an entry for the baseband parser while feeding the digests of the same pass.
@@ -964,10 +1122,11 @@ fn hash_whole_file(
     algorithms: &[DigestAlgorithm],
     progress: Counters<'_>,
     cancel: &AtomicBool,
+    role: Role<'_, '_>,
 ) -> Result<BTreeMap<DigestAlgorithm, Vec<u8>>, EntryError> {
     let mut hashers: Vec<(DigestAlgorithm, Hasher)> =
         algorithms.iter().map(|a| (*a, a.hasher())).collect();
-    for chunk in bytes.chunks(4 << 20) {
+    for chunk in bytes.chunks(1 << 20) {
         if cancel.load(Ordering::Relaxed) {
             return Err(EntryError::Cancelled);
         }
@@ -975,6 +1134,7 @@ fn hash_whole_file(
             h.update(chunk);
         }
         progress.add(chunk.len() as u64);
+        role.help();
     }
     Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect())
 }
@@ -996,16 +1156,23 @@ impl VerifyPlan<'_> {
     /// Run job `job`, adding the bytes read to `progress` (and to [`VerifyPlan::done`]).
     /// Each job is run at most once; its outcome is kept for [`VerifyPlan::finish`].
     pub fn run_one(&self, job: usize, progress: &AtomicU64, cancel: &AtomicBool) {
-        self.run_job(job, progress, cancel)
+        self.run_job(job, progress, cancel, Role::Alone)
     }
 }
 
-/// Run every job of every plan through one queue, largest first, on the rayon pool.
+/// Run every job of every plan through one queue, costliest first, on the rayon pool.
 ///
-/// Largest-first matters: one SHA stream cannot be split, so the OS image bounds the
+/// Costliest-first matters: one SHA stream cannot be split, so the OS image bounds the
 /// whole check (FIRMWARE.md §6); starting it first lets the other cores work through
 /// the small entries meanwhile instead of leaving one core alone with it at the end.
+///
+/// A deflated entry that would still bound the run alone (its estimated cost times the
+/// number of workers exceeds all the work left when it starts) is pipelined: its worker
+/// inflates, and the others hash what it inflates between their own chunks and once
+/// their queue is empty ([`pipeline`]). Its time goes from inflate + hash to about the
+/// larger of the two.
 pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &AtomicBool) {
+    // (plan, job, estimated cost)
     let mut queue: Vec<(usize, usize, u64)> = plans
         .iter()
         .enumerate()
@@ -1013,20 +1180,46 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
             plan.job_entries
                 .iter()
                 .enumerate()
-                .map(move |(j, job)| (p, j, plan.job_cost(*job)))
+                .map(move |(j, job)| (p, j, plan.job_estimate(*job)))
         })
         .collect();
     queue.sort_by_key(|&(_, _, cost)| std::cmp::Reverse(cost));
-    let next = AtomicUsize::new(0);
     let workers = rayon::current_num_threads().min(queue.len()).max(1);
+    // Estimated work from each position of the queue to its end.
+    let mut left: Vec<u64> = queue
+        .iter()
+        .rev()
+        .scan(0u64, |sum, &(_, _, cost)| {
+            *sum = sum.saturating_add(cost);
+            Some(*sum)
+        })
+        .collect();
+    left.reverse();
+    let pipelined = |k: usize| {
+        let (p, j, cost) = queue[k];
+        workers > 1
+            && cost.saturating_mul(workers as u64) > left[k]
+            && plans[p].pipelinable(plans[p].job_entries[j])
+    };
+    let next = AtomicUsize::new(0);
+    let hub = Hub::new();
     rayon::scope(|s| {
         for _ in 0..workers {
-            s.spawn(|_| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(p, j, _)) = queue.get(k) else {
-                    break;
-                };
-                plans[p].run_job(j, progress, cancel);
+            s.spawn(|_| {
+                loop {
+                    hub.help();
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(p, j, _)) = queue.get(k) else {
+                        break;
+                    };
+                    let role = if pipelined(k) {
+                        Role::Producer(&hub)
+                    } else {
+                        Role::Helper(&hub)
+                    };
+                    plans[p].run_job(j, progress, cancel, role);
+                }
+                hub.help_until_closed();
             });
         }
     });
@@ -1132,7 +1325,8 @@ pub fn run_plan_as_written(
                     local: &plan.done,
                 };
                 let gate = progressive.then_some(&gate);
-                let outcome = process_entry(archive, entry, work, counters, cancel, gate);
+                let outcome =
+                    process_entry(archive, entry, work, counters, cancel, gate, Role::Alone);
                 let _ = plan.outcomes[job].set(outcome);
             });
         }

@@ -107,14 +107,23 @@ fn a_fifo_is_refused_without_being_opened() {
     // Opening a FIFO for reading blocks until a writer appears; nobody will write, so a
     // check that opened it would hang until the runner's wall limit kills it.
     let o = run_limited(
-        &[fifo.to_str().unwrap(), "--offline", "--hosts-file", NO_HOSTS],
+        &[
+            fifo.to_str().unwrap(),
+            "--offline",
+            "--hosts-file",
+            NO_HOSTS,
+        ],
         &Limits {
             wall: Some(Duration::from_secs(10)),
             ..Limits::default()
         },
     );
     o.assert_code("a FIFO", 3);
-    assert!(o.headline().contains("is not a regular file"), "{}", o.stdout);
+    assert!(
+        o.headline().contains("is not a regular file"),
+        "{}",
+        o.stdout
+    );
     assert!(o.elapsed < Duration::from_secs(5), "{:?}", o.elapsed);
     // Through a symlink too.
     let link = dir.path().join("link.ipsw");
@@ -161,6 +170,46 @@ fn a_file_without_read_permission_is_exit_3() {
     );
 }
 
+#[test]
+fn extreme_arguments_are_usage_errors_not_panics() {
+    // Found by this suite: `--timeout 1e300` panicked converting to a Duration, and
+    // `--jobs 100000` spent minutes creating threads, then hung on the thread limit.
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.ipsw");
+    let sample = sample.to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["--timeout", "1e300"],
+            "--timeout must be a positive number",
+        ),
+        (
+            vec!["--timeout", "1e19"],
+            "--timeout must be a positive number",
+        ),
+        (
+            vec!["--timeout", "inf"],
+            "--timeout must be a positive number",
+        ),
+        (
+            vec!["--timeout", "0"],
+            "--timeout must be a positive number",
+        ),
+        (vec!["--jobs", "100000"], "--jobs must be between 1 and 256"),
+        (vec!["--jobs", "0"], "--jobs must be between 1 and 256"),
+    ] {
+        let mut all = vec![sample, "--offline", "--hosts-file", NO_HOSTS];
+        all.extend(&args);
+        let o = run_limited(
+            &all,
+            &Limits {
+                wall: Some(Duration::from_secs(20)),
+                ..Limits::default()
+            },
+        );
+        o.assert_code(&format!("{args:?}"), 2);
+        assert!(o.stderr.contains(message), "{args:?}: {}", o.stderr);
+    }
+}
+
 // ---------------------------------------------------------------- cut-off downloads
 
 #[test]
@@ -179,7 +228,11 @@ fn truncation_at_many_offsets_is_a_truncated_download() {
         let mut cuts: Vec<usize> = vec![0, 1, 2, 3, 4, 5, 29, 30, 31, len - 1, len - 21, len - 22];
         for e in &layout.zip.entries {
             for at in [e.local_header_offset, e.data_offset, e.end_offset()] {
-                cuts.extend([at as usize, at as usize + 1, (at as usize).saturating_sub(1)]);
+                cuts.extend([
+                    at as usize,
+                    at as usize + 1,
+                    (at as usize).saturating_sub(1),
+                ]);
             }
         }
         cuts.push(layout.zip.central_directory_offset as usize);
@@ -200,7 +253,8 @@ fn truncation_at_many_offsets_is_a_truncated_download() {
                 _ => (10, "is truncated"),
             };
             assert_eq!(
-                report.exit_code, code,
+                report.exit_code,
+                code,
                 "cut at {cut} of {len} (zip64 {zip64}): {}",
                 report.headline()
             );
@@ -294,7 +348,8 @@ fn bit_flips_in_headers_and_end_records_never_pass_silently() {
                         | central::CRC..=27
                         | central::NAME_LEN..=29
                         | central::OFFSET..=45
-                ) && !(zip64 && matches!(field, central::CSIZE..=27 | central::OFFSET..=45));
+                ) && !(zip64
+                    && matches!(field, central::CSIZE..=27 | central::OFFSET..=45));
                 for bit in [0, 3, 7] {
                     let (code, head) = flipped(&full, &path, ch + field, bit);
                     record("central directory", code);
@@ -328,7 +383,10 @@ fn bit_flips_in_headers_and_end_records_never_pass_silently() {
                 }
             }
         }
-        if let (Some(z64), Some(loc)) = (layout.zip.zip64_eocd_offset, layout.zip.zip64_locator_offset) {
+        if let (Some(z64), Some(loc)) = (
+            layout.zip.zip64_eocd_offset,
+            layout.zip.zip64_locator_offset,
+        ) {
             for field in 0..56 {
                 for bit in [0, 7] {
                     let (code, _) = flipped(&full, &path, z64 as usize + field, bit);
@@ -383,7 +441,10 @@ fn entries_whose_declared_sizes_lie_are_damage() {
         ),
         (
             "compressed size larger than its deflate stream",
-            lie(&|i| i.csize += 100, &RawItem::deflated("Firmware/last.bin", &text)),
+            lie(
+                &|i| i.csize += 100,
+                &RawItem::deflated("Firmware/last.bin", &text),
+            ),
             "overlap",
         ),
         (
@@ -391,17 +452,17 @@ fn entries_whose_declared_sizes_lie_are_damage() {
             lie(&|i| i.usize += 1, &stored),
             "ends after",
         ),
-        ("a wrong CRC-32", lie(&|i| i.crc ^= 1, &honest), "CRC-32 mismatch"),
+        (
+            "a wrong CRC-32",
+            lie(&|i| i.crc ^= 1, &honest),
+            "CRC-32 mismatch",
+        ),
         (
             "an unknown method",
             lie(&|i| i.method = 14, &honest),
             "compression method 14",
         ),
-        (
-            "encrypted",
-            lie(&|i| i.flags |= 1, &honest),
-            "encrypted",
-        ),
+        ("encrypted", lie(&|i| i.flags |= 1, &honest), "encrypted"),
     ];
     for (what, item, message) in cases {
         // First in the file: a compressed size that grows runs into the next entry.
@@ -415,8 +476,16 @@ fn entries_whose_declared_sizes_lie_are_damage() {
     // The last entry of the file: a compressed size past the end of the file, or one
     // reaching into the central directory, or one longer than the deflate stream.
     for (what, grow, message) in [
-        ("past the end of the file", 100 << 20, "runs past the end of the file"),
-        ("into the central directory", 10, "runs into the central directory"),
+        (
+            "past the end of the file",
+            100 << 20,
+            "runs past the end of the file",
+        ),
+        (
+            "into the central directory",
+            10,
+            "runs into the central directory",
+        ),
     ] {
         let mut z = RawZip::new();
         for item in &items {
@@ -436,7 +505,12 @@ fn entries_whose_declared_sizes_lie_are_damage() {
     let path = write(dir.path(), "lie.ipsw", &sample_plus(&items, &[padded]));
     let o = check_offline(&path, &[]);
     o.assert_code("trailing bytes after the deflate stream", 10);
-    assert!(o.stdout.contains("ends 16 bytes before the compressed size"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("ends 16 bytes before the compressed size"),
+        "{}",
+        o.stdout
+    );
     // A component itself lying about its size: damage first, the component after.
     let lying: Vec<RawItem> = items
         .iter()
@@ -471,8 +545,9 @@ fn a_deflate_bomb_is_stopped_at_its_declared_size() {
     let o = check_offline(&path, &[]);
     o.assert_code("a deflate bomb", 10);
     assert!(
-        o.stdout
-            .contains("Firmware/dfu/bomb.im4p: it inflates beyond its declared size of 1048576 bytes"),
+        o.stdout.contains(
+            "Firmware/dfu/bomb.im4p: it inflates beyond its declared size of 1048576 bytes"
+        ),
         "{}",
         o.stdout
     );
@@ -483,6 +558,48 @@ fn a_deflate_bomb_is_stopped_at_its_declared_size() {
 }
 
 // ---------------------------------------------------------------- crafted directories
+
+#[test]
+fn a_damaged_manifest_entry_is_damage_not_a_foreign_file() {
+    // The manifest is there but its bytes are broken: a corrupt download (10), not "not
+    // an IPSW" (3), which is for files that never were one.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, items) = sample(dir.path());
+    let edits: [(&str, fn(&mut RawItem), &str); 3] = [
+        ("a wrong CRC", |i| i.crc ^= 0x8000_0000, "CRC-32 mismatch"),
+        ("a wrong size", |i| i.usize += 3, "ends after"),
+        (
+            "corrupt deflate data",
+            |i| {
+                let n = i.data.len();
+                i.data[n / 2..].iter_mut().for_each(|b| *b = 0xFF);
+            },
+            "deflate data is corrupt",
+        ),
+    ];
+    for (what, edit, message) in edits {
+        let damaged: Vec<RawItem> = items
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                if i.name == b"BuildManifest.plist" {
+                    assert_eq!(i.method, 8, "the sample deflates its manifest");
+                    edit(&mut i);
+                }
+                i
+            })
+            .collect();
+        let path = write(dir.path(), "manifest.ipsw", &rezip(&damaged, false));
+        let o = check_offline(&path, &[]);
+        o.assert_code(what, 10);
+        assert!(
+            o.headline().contains("BuildManifest.plist cannot be read")
+                && o.headline().contains(message),
+            "{what}: {}",
+            o.stdout
+        );
+    }
+}
 
 #[test]
 fn duplicate_names_are_damage() {
@@ -603,11 +720,27 @@ fn zip64_fields_pointing_outside_the_file_are_damage() {
     // The central record's zip64 extra: uncompressed size, compressed size, offset.
     let extra = kernel.central_header_offset as usize + 46 + kernel.name.len() + 4;
     let cases: Vec<(&str, usize, u64)> = vec![
-        ("zip64 end record: directory offset past the end", z64 + 48, len + 4096),
-        ("zip64 end record: directory offset near 2^64", z64 + 48, u64::MAX - 10),
-        ("zip64 end record: directory size past the end", z64 + 40, len * 4),
+        (
+            "zip64 end record: directory offset past the end",
+            z64 + 48,
+            len + 4096,
+        ),
+        (
+            "zip64 end record: directory offset near 2^64",
+            z64 + 48,
+            u64::MAX - 10,
+        ),
+        (
+            "zip64 end record: directory size past the end",
+            z64 + 40,
+            len * 4,
+        ),
         ("zip64 end record: 2^40 entries", z64 + 24, 1 << 40),
-        ("zip64 end record: 2^40 entries on this disk", z64 + 32, 1 << 40),
+        (
+            "zip64 end record: 2^40 entries on this disk",
+            z64 + 32,
+            1 << 40,
+        ),
         ("locator: end record past the end", loc + 8, len + 1),
         ("locator: end record at 2^63", loc + 8, 1 << 63),
         ("entry: local header past the end", extra + 16, len + 100),
@@ -622,7 +755,11 @@ fn zip64_fields_pointing_outside_the_file_are_damage() {
         let path = write(dir.path(), "patched.ipsw", &bytes);
         let o = check_offline(&path, &[]);
         o.assert_code(what, 10);
-        assert!(o.elapsed < Duration::from_secs(10), "{what}: {:?}", o.elapsed);
+        assert!(
+            o.elapsed < Duration::from_secs(10),
+            "{what}: {:?}",
+            o.elapsed
+        );
         eprintln!("{what}: {:?}: {}", o.elapsed, o.headline());
     }
 }
@@ -643,7 +780,8 @@ fn names_that_escape_the_archive_are_damage() {
         let o = check_offline(&path, &[]);
         o.assert_code(name, 10);
         assert!(
-            o.stdout.contains(&format!("{name}: its name is absolute or climbs out")),
+            o.stdout
+                .contains(&format!("{name}: its name is absolute or climbs out")),
             "{name}: {}",
             o.stdout
         );
@@ -799,10 +937,17 @@ fn manifests_of_the_wrong_shape_are_exit_3_with_the_key() {
     let top_array = xml(&Value::Array(vec![]));
     let o = manifest_case(dir.path(), &items, "top-level array", &top_array);
     assert_eq!(o.code, Some(3));
-    assert!(o.headline().contains("the top level has the wrong type"), "{}", o.stdout);
+    assert!(
+        o.headline().contains("the top level has the wrong type"),
+        "{}",
+        o.stdout
+    );
     for (what, bytes) in [
         ("not a plist", &b"\x00\x01\x02 garbage"[..]),
-        ("cut-off XML", b"<?xml version=\"1.0\"?><plist><dict><key>Product"),
+        (
+            "cut-off XML",
+            b"<?xml version=\"1.0\"?><plist><dict><key>Product",
+        ),
         ("a binary header only", b"bplist00"),
     ] {
         let o = manifest_case(dir.path(), &items, what, bytes);
@@ -812,7 +957,12 @@ fn manifests_of_the_wrong_shape_are_exit_3_with_the_key() {
     // An identity list with nothing for the device: not for this device.
     let mut m = manifest.clone();
     m.insert("BuildIdentities".into(), Value::Array(vec![]));
-    let o = manifest_case(dir.path(), &items, "no identities", &xml(&Value::Dictionary(m)));
+    let o = manifest_case(
+        dir.path(),
+        &items,
+        "no identities",
+        &xml(&Value::Dictionary(m)),
+    );
     assert_eq!(o.code, Some(20), "{}", o.stdout);
 }
 
@@ -830,7 +980,7 @@ fn digests_of_odd_lengths_are_unverifiable_not_ok() {
             .iter()
             .enumerate()
         {
-            if let Some(Value::Dictionary(c)) = comps.get_mut(*name) {
+            if let Some(Value::Dictionary(c)) = comps.get_mut(name) {
                 c.insert("Digest".into(), Value::Data(vec![0xAB; lengths[k]]));
             }
         }
@@ -878,7 +1028,14 @@ fn ten_thousand_identities_are_checked_in_bounded_time() {
     for args in [
         vec![p, "--offline", "--hosts-file", NO_HOSTS],
         vec![p, "--offline", "--hosts-file", NO_HOSTS, "--quick"],
-        vec![p, "--offline", "--hosts-file", NO_HOSTS, "--device", "iPhone9,3"],
+        vec![
+            p,
+            "--offline",
+            "--hosts-file",
+            NO_HOSTS,
+            "--device",
+            "iPhone9,3",
+        ],
     ] {
         let o = run_limited(
             &args,
@@ -888,7 +1045,11 @@ fn ten_thousand_identities_are_checked_in_bounded_time() {
             },
         );
         o.assert_code(&format!("{args:?}"), 0);
-        assert!(o.elapsed < Duration::from_secs(10), "{args:?}: {:?}", o.elapsed);
+        assert!(
+            o.elapsed < Duration::from_secs(10),
+            "{args:?}: {:?}",
+            o.elapsed
+        );
         eprintln!("10,000 identities {:?}: {:?}", &args[1..], o.elapsed);
     }
 }
@@ -964,7 +1125,11 @@ fn deeply_nested_and_self_multiplying_manifests_are_refused() {
         let o = manifest_case(dir.path(), &items, what, &bytes);
         assert_eq!(o.code, Some(3), "{what}: {}", o.stdout);
         assert!(o.headline().contains(message), "{what}: {}", o.headline());
-        assert!(o.elapsed < Duration::from_secs(10), "{what}: {:?}", o.elapsed);
+        assert!(
+            o.elapsed < Duration::from_secs(10),
+            "{what}: {:?}",
+            o.elapsed
+        );
         eprintln!("{what}: exit 3 in {:?}", o.elapsed);
     }
     // The same through Restore.plist, which is optional: ignored, the check goes on.
@@ -994,7 +1159,10 @@ fn check_while(path: &Path, change: impl FnOnce(&Path)) -> (Report, u64, u64) {
         let handle = s.spawn(|| check::check_file(path, &options, &progress));
         let started = Instant::now();
         while progress.done.load(Ordering::SeqCst) == 0 {
-            assert!(started.elapsed() < Duration::from_secs(60), "the check never read");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the check never read"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
         let done = progress.done.load(Ordering::SeqCst);
@@ -1020,7 +1188,10 @@ fn a_file_truncated_during_the_check_is_reported_not_fatal() {
             .set_len(size / 3)
             .unwrap();
     });
-    assert!(done < total, "truncated after the check finished ({done}/{total})");
+    assert!(
+        done < total,
+        "truncated after the check finished ({done}/{total})"
+    );
     assert_eq!(report.exit_code, 10, "{}", report.render(true));
     assert!(
         first_problem(&report).contains("changed during the check"),
@@ -1033,7 +1204,10 @@ fn a_file_truncated_during_the_check_is_reported_not_fatal() {
         "{}",
         report.headline()
     );
-    eprintln!("truncated at {done}/{total} bytes read: {}", report.headline());
+    eprintln!(
+        "truncated at {done}/{total} bytes read: {}",
+        report.headline()
+    );
 }
 
 #[test]
@@ -1050,11 +1224,43 @@ fn a_file_rewritten_during_the_check_is_reported() {
         f.set_modified(std::time::SystemTime::now() + Duration::from_secs(2))
             .unwrap();
     });
-    assert!(done < total, "rewritten after the check finished ({done}/{total})");
+    assert!(
+        done < total,
+        "rewritten after the check finished ({done}/{total})"
+    );
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
     assert_eq!(report.exit_code, 10, "{}", report.render(true));
     assert!(
-        report.headline().contains("changed during the check: it was modified"),
+        report
+            .headline()
+            .contains("changed during the check: it was modified"),
+        "{}",
+        report.headline()
+    );
+}
+
+#[test]
+fn a_file_still_growing_during_the_check_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_stored(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    // The usual shape of a download in progress: more bytes arrive at the end.
+    let (report, done, total) = check_while(&path, |p| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        f.write_all(&[0; 1 << 20]).unwrap();
+    });
+    assert!(
+        done < total,
+        "grew after the check finished ({done}/{total})"
+    );
+    assert_eq!(report.exit_code, 10, "{}", report.render(true));
+    let expected = format!(
+        "changed during the check: its size went from {size} to {} bytes",
+        size + (1 << 20)
+    );
+    assert!(
+        report.headline().contains(&expected),
         "{}",
         report.headline()
     );
@@ -1134,13 +1340,23 @@ fn fuzz_seed_corpus_is_in_the_repository() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &seed.bytes).unwrap();
         }
-        let committed = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (IPSWCHECK_WRITE_FUZZ_SEEDS=1 writes it)", path.display()));
+        let committed = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (IPSWCHECK_WRITE_FUZZ_SEEDS=1 writes it)",
+                path.display()
+            )
+        });
         assert!(!committed.is_empty());
         if seed.target == "zip_directory" && seed.name.starts_with("seed-mini-ipsw") {
             let p = write(dir.path(), "mini.ipsw", &committed);
             let report = lib_check(&p);
-            assert_eq!(report.exit_code, 0, "{}: {}", seed.name, report.render(true));
+            assert_eq!(
+                report.exit_code,
+                0,
+                "{}: {}",
+                seed.name,
+                report.render(true)
+            );
             assert!(report
                 .checks
                 .components

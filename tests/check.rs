@@ -271,7 +271,11 @@ fn crc_failure_in_an_entry_no_component_names_is_archive_damage() {
     flip_byte(&path, entry.central_header_offset + 16);
     let report = check(&path, &options(Some("iPhone9,3")));
     assert_eq!(report.exit_code, ExitCode::ArchiveDamaged.code());
-    assert_eq!(report.checks.archive.crc_failures, 1, "{:?}", report.checks.archive.damage);
+    assert_eq!(
+        report.checks.archive.crc_failures, 1,
+        "{:?}",
+        report.checks.archive.damage
+    );
     assert_eq!(report.checks.archive.damage[0].entry, *name);
     assert_eq!(report.checks.components.status, CheckStatus::Ok);
     assert_eq!(report.predicted_restore_error.as_deref(), Some("14"));

@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Ok(None) => {
-                    assert_eq!(total, entry.size, "a clean end must be at the declared size");
+                    assert_eq!(
+                        total, entry.size,
+                        "a clean end must be at the declared size"
+                    );
                     break;
                 }
                 Err(e) => {

@@ -140,7 +140,7 @@ fn read_answer(
         .read_to_end(&mut body)
         .map_err(|e| SigningError::Network {
             url: url.to_owned(),
-            reason: if e.kind() == std::io::ErrorKind::TimedOut {
+            reason: if is_timeout(&e) {
                 no_answer_within(timeout)
             } else {
                 format!("the answer broke off: {}", io_error_chain(&e))
@@ -154,6 +154,15 @@ fn read_answer(
         body,
         elapsed: start.elapsed(),
     })
+}
+
+/// A body read that ran out of time: reqwest reports it as an `io::Error` wrapping its
+/// own timeout error, not always with the `TimedOut` kind.
+fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout)
 }
 
 fn no_answer_within(timeout: Duration) -> String {

@@ -365,19 +365,13 @@ impl SigningSession {
             let Some(identity) = identities.get(i) else {
                 break;
             };
-            let left = deadline.saturating_duration_since(Instant::now());
             let answer = if !asked[i] {
                 unknown_now(&format!(
                     "not asked: the manifest lists more than {MAX_IDENTITIES_ASKED} build \
                      identities to ask Apple about (name the device with --device)"
                 ))
-            } else if left < Duration::from_millis(20) {
-                unknown_now(&format!(
-                    "not asked: the {:.1} s timeout ran out first",
-                    self.opts.timeout.as_secs_f64()
-                ))
             } else {
-                self.identity_status_within(identity, left)
+                self.identity_status_within(identity, deadline)
             };
             let _ = slots[i].set(answer);
         };
@@ -429,15 +423,15 @@ impl SigningSession {
     /// Apple's answer for one identity: from this session's memory, else the disk cache
     /// (unless `refresh`), else one TSS query.
     pub fn identity_status(&self, identity: &BuildIdentity) -> IdentityAnswer {
-        self.identity_status_within(identity, self.opts.timeout)
+        self.identity_status_within(identity, Instant::now() + self.opts.timeout)
     }
 
-    /// [`SigningSession::identity_status`], with a query bounded by `timeout` rather
-    /// than the options' (several queries sharing one deadline).
+    /// [`SigningSession::identity_status`], with a query that must end by `deadline`
+    /// (several queries sharing one timeout).
     fn identity_status_within(
         &self,
         identity: &BuildIdentity,
-        timeout: Duration,
+        deadline: Instant,
     ) -> IdentityAnswer {
         if self.opts.offline {
             return IdentityAnswer {
@@ -455,11 +449,11 @@ impl SigningSession {
             let mut memo = self.tss_memo.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(memo.entry(key.clone()).or_default())
         };
-        cell.get_or_init(|| self.ask_tss(&key, identity, timeout))
+        cell.get_or_init(|| self.ask_tss(&key, identity, deadline))
             .clone()
     }
 
-    fn ask_tss(&self, key: &TssKey, identity: &BuildIdentity, timeout: Duration) -> IdentityAnswer {
+    fn ask_tss(&self, key: &TssKey, identity: &BuildIdentity, deadline: Instant) -> IdentityAnswer {
         let now = SystemTime::now();
         if let (Some(cache), false) = (&self.cache, self.opts.refresh) {
             if let Some(hit) = cache.get_tss(key, &self.opts.tss_url, now) {
@@ -467,7 +461,15 @@ impl SigningSession {
             }
         }
         let answer = match self.http() {
-            Ok(http) => tss::query(http, identity, &self.opts, timeout.min(self.opts.timeout)),
+            // What is left once the client exists (building it loads the root
+            // certificates): the deadline holds however long that took.
+            Ok(http) => match deadline.saturating_duration_since(Instant::now()) {
+                left if left < Duration::from_millis(20) => unknown_now(&format!(
+                    "not asked: the {:.1} s timeout ran out first",
+                    self.opts.timeout.as_secs_f64()
+                )),
+                left => tss::query(http, identity, &self.opts, left.min(self.opts.timeout)),
+            },
             Err(e) => unknown_now(&e.to_string()),
         };
         if let Some(cache) = &self.cache {

@@ -409,6 +409,7 @@ impl Outcome {
             head.starts_with("READY: ")
                 || head.starts_with("NOT READY: ")
                 || head.starts_with("UNKNOWN: ")
+                || (head == "{" && serde_json::from_str::<serde_json::Value>(&self.stdout).is_ok())
                 || (self.stdout.is_empty() && code == 2),
             "{what}: no verdict line: {:?}",
             self.stdout
@@ -530,7 +531,11 @@ pub fn offline_options(device: Option<&str>) -> CheckOptions {
 
 /// The library check of `path` for the iPhone9,3, offline.
 pub fn lib_check(path: &Path) -> Report {
-    check::check_file(path, &offline_options(Some("iPhone9,3")), &Progress::default())
+    check::check_file(
+        path,
+        &offline_options(Some("iPhone9,3")),
+        &Progress::default(),
+    )
 }
 
 /// Address space every adversarial run gets on top of the file's size (the mapping

@@ -33,8 +33,11 @@ fn component(digest: Vec<u8>, path: &str, payload_type: Option<&str>) -> Value {
     Value::Dictionary(d)
 }
 
+/// Entry name, method and bytes of each file of the mini IPSW.
+pub type Files = Vec<(&'static str, Method, Vec<u8>)>;
+
 /// The files of the mini IPSW and its BuildManifest (as a plist value).
-pub fn mini_ipsw_parts() -> (Vec<(&'static str, Method, Vec<u8>)>, Value) {
+pub fn mini_ipsw_parts() -> (Files, Value) {
     let sha384 = DigestAlgorithm::Sha384;
     let kernel = c::im4p(b"krnl", "KernelCacheBuilder-2", &[0x5a; 96]);
     let tree = c::im4p(b"dtre", "DeviceTree", b"device-tree");
@@ -58,7 +61,11 @@ pub fn mini_ipsw_parts() -> (Vec<(&'static str, Method, Vec<u8>)>, Value) {
     );
     manifest.insert(
         "DeviceTree".into(),
-        component(sha384.digest(&tree), "Firmware/all_flash/DeviceTree.im4p", None),
+        component(
+            sha384.digest(&tree),
+            "Firmware/all_flash/DeviceTree.im4p",
+            None,
+        ),
     );
     manifest.insert(
         "RestoreDeviceTree".into(),
@@ -76,7 +83,10 @@ pub fn mini_ipsw_parts() -> (Vec<(&'static str, Method, Vec<u8>)>, Value) {
             None,
         ),
     );
-    manifest.insert("OS".into(), component(sha384.digest(&os), "098-1.dmg", None));
+    manifest.insert(
+        "OS".into(),
+        component(sha384.digest(&os), "098-1.dmg", None),
+    );
     let mut bb_info = Dictionary::new();
     bb_info.insert("Path".into(), "Firmware/ICE.bbfw".into());
     let mut bb = Dictionary::new();
@@ -202,7 +212,11 @@ pub fn all() -> Vec<Seed> {
             "seed-mini-ipsw",
             mini_ipsw(ZipOptions::default(), false),
         ),
-        seed("zip_directory", "seed-mini-ipsw-zip64", mini_ipsw(z64, true)),
+        seed(
+            "zip_directory",
+            "seed-mini-ipsw-zip64",
+            mini_ipsw(z64, true),
+        ),
         seed(
             "zip_directory",
             "seed-mini-ipsw-data-descriptors",
