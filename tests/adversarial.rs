@@ -565,7 +565,8 @@ fn a_damaged_manifest_entry_is_damage_not_a_foreign_file() {
     // an IPSW" (3), which is for files that never were one.
     let dir = tempfile::tempdir().unwrap();
     let (_, _, items) = sample(dir.path());
-    let edits: [(&str, fn(&mut RawItem), &str); 3] = [
+    type Edit = fn(&mut RawItem);
+    let edits: [(&str, Edit, &str); 3] = [
         ("a wrong CRC", |i| i.crc ^= 0x8000_0000, "CRC-32 mismatch"),
         ("a wrong size", |i| i.usize += 3, "ends after"),
         (
