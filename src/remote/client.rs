@@ -27,6 +27,8 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
 
+use crate::signing::http::{error_chain, is_loopback};
+
 use super::human_bytes;
 
 /// The zip end record is 22 bytes plus a comment of at most 65535 bytes: the last
@@ -467,36 +469,6 @@ fn header_bytes(response: &Response) -> u64 {
         .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
         .sum();
     (status_line + headers + 2) as u64
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// reqwest's own message is "error sending request for url (…)"; the useful part
-/// ("Connection refused", "invalid peer certificate: UnknownIssuer") is in its sources.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = e.source();
-    while let Some(err) = next {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = err.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    }
 }
 
 pub(crate) fn io_error_chain(e: &std::io::Error) -> String {

@@ -197,9 +197,11 @@ fn io_error_chain(e: &std::io::Error) -> String {
 
 /// Whether `url`'s host is this machine's loopback (`localhost`, `127.x.x.x`, `[::1]`).
 pub(crate) fn is_loopback_url(url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
+    reqwest::Url::parse(url).is_ok_and(|url| is_loopback(&url))
+}
+
+/// Whether `url` names this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

@@ -31,7 +31,7 @@
 pub mod cache;
 pub mod doctor;
 pub mod hosts;
-mod http;
+pub(crate) mod http;
 pub mod ipswme;
 pub mod tss;
 
