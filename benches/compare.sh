@@ -121,8 +121,11 @@ busy_pct() { # busy share of the whole machine over $1 seconds
 wait_quiet() {
     local start=$SECONDS
     while [ "$(busy_pct 1)" -ge 10 ]; do
-        [ $((SECONDS - start)) -ge "$MAX_WAIT" ] && return 0
+        if [ $((SECONDS - start)) -ge "$MAX_WAIT" ]; then
+            break
+        fi
     done
+    return 0
 }
 drop_caches() {
     sync
