@@ -19,7 +19,7 @@ fn main() {
 const LEN: usize = 8 << 20;
 
 fn data() -> Vec<u8> {
-    ipswcheck::fixture::rng::Rng::new(0x5EED).bytes(LEN)
+    ipswcheck_fixture::rng::Rng::new(0x5EED).bytes(LEN)
 }
 
 /// The hash is fed in chunks of this size (the inflate buffer / stored slice sizes).

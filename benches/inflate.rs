@@ -14,9 +14,9 @@ use divan::{black_box, Bencher};
 use flate2::{Decompress, FlushDecompress};
 use ipswcheck::archive::{Entry, EntryStream, Method};
 use ipswcheck::digest::DigestAlgorithm;
-use ipswcheck::fixture::rng::FillStream;
-use ipswcheck::fixture::zipwriter::zip_in_memory;
-use ipswcheck::fixture::{Fill, ZipOptions};
+use ipswcheck_fixture::rng::FillStream;
+use ipswcheck_fixture::zipwriter::zip_in_memory;
+use ipswcheck_fixture::{Fill, ZipOptions};
 
 fn main() {
     divan::main();
@@ -58,7 +58,7 @@ fn sample(kind: Kind) -> &'static Sample {
             ZipOptions::default(),
             &[(
                 "data.bin",
-                ipswcheck::fixture::Method::DEFLATED,
+                ipswcheck_fixture::Method::DEFLATED,
                 data.as_slice(),
             )],
         )

@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use divan::counter::BytesCount;
 use divan::{black_box, Bencher};
 use ipswcheck::check::{self, open_ipsw, CheckOptions, Progress};
-use ipswcheck::fixture::IpswSpec;
 use ipswcheck::manifest::{BuildManifest, RestoreBehavior};
 use ipswcheck::signing::SigningOptions;
+use ipswcheck_fixture::IpswSpec;
 
 fn main() {
     divan::main();

@@ -6,7 +6,8 @@
 //!
 //! A full check inflates every entry (checking its CRC-32) and hashes every component
 //! file with its manifest algorithm. One SHA stream, and one deflate stream, cannot be
-//! split, so (BENCHMARKS.md):
+//! split, so (BENCHMARKS.md; all figures are CPU time of the measuring thread, medians
+//! of `--samples` runs, so that other processes on a shared machine do not count):
 //!
 //! - `T_big`: inflate + CRC-32 + hash of the largest entry, on one core;
 //! - `T_all`: the same for every entry, one after the other, on one core;
@@ -26,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipswcheck::archive::{Archive, Entry, Method};
 use ipswcheck::check::open_ipsw;
@@ -86,6 +87,19 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// CPU time of the calling thread. The limit is a single-core figure, so it is timed in
+/// CPU time: another process taking turns on this core (a compiler on a shared machine)
+/// does not inflate it, as it would a wall-clock time.
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to fill in.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// One entry's share of a full check.
 struct Job<'a> {
     entry: &'a Entry,
@@ -104,27 +118,27 @@ struct Phases {
 
 fn run_job(archive: &Archive, job: &Job<'_>, time_phases: bool) -> Phases {
     let mut hashers: Vec<_> = job.algorithms.iter().map(|a| a.hasher()).collect();
-    let start = Instant::now();
+    let start = cpu_now();
     let mut phases = Phases::default();
     let mut stream = archive.stream(job.entry).expect("entry opens");
     loop {
-        let t0 = time_phases.then(Instant::now);
+        let t0 = time_phases.then(cpu_now);
         let Some(chunk) = stream.next_chunk().expect("entry is intact") else {
             break;
         };
-        let t1 = time_phases.then(Instant::now);
+        let t1 = time_phases.then(cpu_now);
         for h in &mut hashers {
             h.update(chunk);
         }
         if let (Some(t0), Some(t1)) = (t0, t1) {
             phases.stream += t1 - t0;
-            phases.hash += t1.elapsed();
+            phases.hash += cpu_now() - t1;
         }
     }
     for h in hashers {
         std::hint::black_box(h.finish());
     }
-    phases.total = start.elapsed();
+    phases.total = cpu_now() - start;
     phases
 }
 
@@ -202,13 +216,13 @@ fn main() -> ExitCode {
     };
 
     // Warm the page cache through the mapping (and fault its pages in once).
-    let warm = Instant::now();
+    let warm = cpu_now();
     let mut sum = 0u64;
     for page in archive.bytes().chunks(4096) {
         sum = sum.wrapping_add(page[0] as u64);
     }
     std::hint::black_box(sum);
-    let warm = warm.elapsed();
+    let warm = cpu_now() - warm;
 
     let big_name = big.entry.name.clone();
     let big_method = match big.entry.method {
@@ -228,22 +242,22 @@ fn main() -> ExitCode {
         big_hash.push(p.hash);
         // The untimed-phase run is the figure: per-chunk clocks cost a little.
         big_totals.push(run_job(archive, big, false).total);
-        let t = Instant::now();
+        let t = cpu_now();
         for job in &jobs[1..] {
             run_job(archive, job, false);
         }
-        rest.push(t.elapsed());
+        rest.push(cpu_now() - t);
     }
     // Whole-file SHA-1 (`--sha1`), one core.
     let mut whole = Vec::new();
     for _ in 0..args.samples {
-        let t = Instant::now();
+        let t = cpu_now();
         let mut h = DigestAlgorithm::Sha1.hasher();
         for chunk in archive.bytes().chunks(4 << 20) {
             h.update(chunk);
         }
         std::hint::black_box(h.finish());
-        whole.push(t.elapsed());
+        whole.push(cpu_now() - t);
     }
 
     let t_big = median(big_totals);

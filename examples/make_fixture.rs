@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ipswcheck::fixture::IpswSpec;
+use ipswcheck_fixture::IpswSpec;
 
 const USAGE: &str = "usage: make_fixture OUT.ipsw [--preset sample|a9-sample|img3-sample|bench|bench-sha1|bench-stored] [--scale F]";
 

@@ -11,10 +11,11 @@ use crate::archive::{Archive, ArchiveError};
 use crate::device::Device;
 use crate::digest::{to_hex, DigestAlgorithm};
 use crate::identify;
+use crate::judge::Finding;
 use crate::manifest::{BuildIdentity, BuildManifest, RestoreBehavior, RestorePlist};
 use crate::report::{
     ArchiveCheck, CheckStatus, Checks, ChecksumCheck, CompatibilityCheck, ComponentsCheck,
-    DeviceFacts, FirmwareFacts, IdentityFacts, Problem, Report, Verdict, SCHEMA,
+    DeviceFacts, FirmwareFacts, IdentityFacts, Report,
 };
 use crate::signing::{self, SigningCheck, SigningOptions};
 use crate::verify::{self, ComponentStatus, VerifyOptions, VerifyPlan};
@@ -143,40 +144,38 @@ pub fn unreadable_report(path: &Path, options: &CheckOptions, error: &OpenError)
         .filter(|m| m.is_file())
         .map(|m| m.len());
     let mut checks = Checks::skipped("the file is not a readable IPSW");
-    let damage = error.is_damage();
-    let (check, hint) = if damage {
+    let file = path.display().to_string();
+    let finding = if error.is_damage() {
         checks.archive.status = CheckStatus::Fail;
         checks.archive.damage.push(verify::EntryDamage {
             entry: String::new(),
             problem: error.to_string(),
             crc: false,
         });
-        (
-            "archive",
-            "download the file again; if your browser or tool can resume, the rest is missing",
-        )
+        if matches!(error, OpenError::Archive(ArchiveError::Truncated)) {
+            Finding::Truncated {
+                file,
+                reason: error.to_string(),
+            }
+        } else {
+            Finding::ArchiveDamage {
+                entry: String::new(),
+                problem: format!("{file}: {error}"),
+                crc: false,
+            }
+        }
     } else {
-        ("file", "point ipswcheck at an .ipsw restore file")
+        Finding::NotAnIpsw {
+            file,
+            reason: error.to_string(),
+            hint: "point ipswcheck at an .ipsw restore file".into(),
+        }
     };
-    let mut report = Report {
-        schema: SCHEMA,
-        file: path.display().to_string(),
-        size,
-        bytes_fetched: None,
-        verdict: Verdict::NotReady,
-        exit_code: 0,
-        firmware: None,
-        device: device_facts(options),
-        identity: None,
-        checks,
-        predicted_restore_error: None,
-        problems: vec![Problem {
-            check: check.into(),
-            message: format!("{}: {error}", path.display()),
-            hint: Some(hint.into()),
-        }],
-    };
-    report.conclude(!damage, false);
+    let mut report = Report::new(path.display().to_string(), checks);
+    report.size = size;
+    report.device = device_facts(options);
+    report.add(finding);
+    report.conclude();
     report
 }
 
@@ -219,15 +218,47 @@ pub struct PreparedCheck<'a> {
     options: &'a CheckOptions,
     identities: Vec<&'a BuildIdentity>,
     compatibility: CompatibilityCheck,
-    problems: Vec<Problem>,
+    findings: Vec<Finding>,
     plan: VerifyPlan<'a>,
 }
 
 impl<'a> PreparedCheck<'a> {
+    /// Prepare the check of one file for the device asked about. A file refused for
+    /// that device gets one finding, not its whole component list: no identity is
+    /// verified (every entry's CRC-32 still is).
     pub fn new(ipsw: &'a OpenedIpsw, options: &'a CheckOptions) -> Self {
+        Self::with_refused(ipsw, options, false)
+    }
+
+    /// [`PreparedCheck::new`] for a library scan: a file refused for the device is still
+    /// verified against every customer identity, because the scan says which files are
+    /// intact whatever device they serve (and names intact copies of damaged ones).
+    pub fn for_library(ipsw: &'a OpenedIpsw, options: &'a CheckOptions) -> Self {
+        Self::with_refused(ipsw, options, true)
+    }
+
+    fn with_refused(ipsw: &'a OpenedIpsw, options: &'a CheckOptions, verify_refused: bool) -> Self {
         let manifest = &ipsw.manifest;
-        let mut problems = Vec::new();
-        let selection = identify::select(manifest, options.device.as_deref(), options.behavior);
+        let mut findings = Vec::new();
+        let restorable = !identify::restore_identities(manifest).is_empty();
+        let selection = if restorable {
+            identify::select(manifest, options.device.as_deref(), options.behavior)
+        } else {
+            let mut variants: Vec<String> = Vec::new();
+            for v in manifest
+                .identities
+                .iter()
+                .filter_map(|i| i.info.variant.clone())
+            {
+                if !variants.contains(&v) && variants.len() < 3 {
+                    variants.push(v);
+                }
+            }
+            Err(Finding::NotARestoreIpsw {
+                file: ipsw.archive.path().display().to_string(),
+                variants,
+            })
+        };
         let (identities, compatibility) = match selection {
             Ok(ids) => {
                 let message = match &options.device {
@@ -248,18 +279,28 @@ impl<'a> PreparedCheck<'a> {
                 };
                 (ids, CompatibilityCheck { status, message })
             }
-            Err(why) => {
-                problems.push(Problem {
-                    check: "compatibility".into(),
-                    message: why.message.clone(),
-                    hint: Some(why.hint),
-                });
-                // Still check the file's integrity: it may serve another device.
+            Err(finding) => {
+                let message = finding.message();
+                let restorable = !matches!(finding, Finding::NotARestoreIpsw { .. });
+                findings.push(finding);
+                // A file that restores nothing (a Developer Disk Image) is still verified
+                // against what it does list: its integrity is a fact worth stating.
+                let verified = if !restorable {
+                    manifest
+                        .identities
+                        .iter()
+                        .filter(|i| !i.info.is_research())
+                        .collect()
+                } else if verify_refused {
+                    identify::customer_identities(manifest, options.behavior)
+                } else {
+                    Vec::new()
+                };
                 (
-                    identify::customer_identities(manifest, options.behavior),
+                    verified,
                     CompatibilityCheck {
                         status: CheckStatus::Fail,
-                        message: why.message,
+                        message,
                     },
                 )
             }
@@ -286,7 +327,7 @@ impl<'a> PreparedCheck<'a> {
             options,
             identities,
             compatibility,
-            problems,
+            findings,
             plan,
         }
     }
@@ -319,7 +360,7 @@ impl<'a> PreparedCheck<'a> {
 
     /// Ask Apple (and ipsw.me) about the chosen identities.
     pub fn sign(&self) -> SigningCheck {
-        if self.is_compatible() {
+        if self.is_compatible() && !self.identities.is_empty() {
             signing::check_signing(
                 &self.ipsw.manifest,
                 &self.identities,
@@ -334,7 +375,7 @@ impl<'a> PreparedCheck<'a> {
     /// Ask through a shared [`signing::SigningSession`] (a library scan: one TSS query
     /// per distinct identity across all files, answers shared with the on-disk cache).
     pub fn sign_with(&self, session: &signing::SigningSession) -> SigningCheck {
-        if self.is_compatible() {
+        if self.is_compatible() && !self.identities.is_empty() {
             session.check(&self.ipsw.manifest, &self.identities, self.product_type())
         } else {
             SigningCheck::skipped("the file is not for this device")
@@ -370,11 +411,12 @@ impl<'a> PreparedCheck<'a> {
             options,
             identities,
             compatibility,
-            mut problems,
+            mut findings,
             plan,
         } = self;
         let archive = &ipsw.archive;
         let manifest = &ipsw.manifest;
+        let compatible = compatibility.status != CheckStatus::Fail;
         let fresh = match earlier {
             Some(_) => None,
             None => Some(plan.finish()),
@@ -413,14 +455,10 @@ impl<'a> PreparedCheck<'a> {
             });
         }
         for d in &damage {
-            problems.push(Problem {
-                check: "archive".into(),
-                message: if d.entry.is_empty() {
-                    d.problem.clone()
-                } else {
-                    format!("{}: {}", d.entry, d.problem)
-                },
-                hint: Some("the file is corrupt: download it again".into()),
+            findings.push(Finding::ArchiveDamage {
+                entry: d.entry.clone(),
+                problem: d.problem.clone(),
+                crc: d.crc,
             });
         }
         if let Some(why) = archive.changed() {
@@ -430,18 +468,12 @@ impl<'a> PreparedCheck<'a> {
                 crc: false,
             });
             // First: every other finding may be an effect of the change, and the
-            // headline shows the first problem of a damaged file.
-            problems.insert(
+            // headline shows the first finding of a damaged file.
+            findings.insert(
                 0,
-                Problem {
-                    check: "file".into(),
-                    message: format!(
-                        "{} changed during the check: {why}",
-                        archive.path().display()
-                    ),
-                    hint: Some(
-                        "wait until the download or copy has finished, then check again".into(),
-                    ),
+                Finding::ChangedDuringCheck {
+                    file: archive.path().display().to_string(),
+                    why,
                 },
             );
         }
@@ -459,118 +491,121 @@ impl<'a> PreparedCheck<'a> {
         };
 
         // components
-        let failed: Vec<_> = verification
+        for c in verification.components.iter() {
+            match c.status {
+                ComponentStatus::Missing => findings.push(Finding::ComponentMissing {
+                    name: c.name.clone(),
+                    path: c.path.clone(),
+                    board: c.board.clone(),
+                }),
+                ComponentStatus::Mismatch => findings.push(Finding::ComponentMismatch {
+                    name: c.name.clone(),
+                    path: c.path.clone(),
+                    board: c.board.clone(),
+                    reason: c.reason.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let unverifiable: Vec<&verify::ComponentFinding> = verification
             .components
             .iter()
-            .filter(|c| c.status.is_failure())
+            .filter(|c| c.status == ComponentStatus::Unverifiable)
             .collect();
-        for c in &failed {
-            let what = match c.status {
-                ComponentStatus::Missing => format!(
-                    "{} is missing: {}",
+        if !unverifiable.is_empty() {
+            let mut reasons: Vec<String> = Vec::new();
+            for c in &unverifiable {
+                let reason = format!(
+                    "{}: {}",
                     c.name,
-                    c.path.as_deref().unwrap_or("(no path)")
-                ),
-                _ => format!(
-                    "{} ({}) does not match the manifest{}",
-                    c.name,
-                    c.path.as_deref().unwrap_or("-"),
                     c.reason
                         .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-            };
-            problems.push(Problem {
-                check: "components".into(),
-                message: what,
-                hint: Some(
-                    "the IPSW is incomplete or corrupt: download it again from Apple".into(),
-                ),
+                        .unwrap_or("no rule confirmed for this file")
+                );
+                if reasons.len() < 4 && !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+            findings.push(Finding::Unverifiable {
+                count: unverifiable.len(),
+                reasons,
             });
         }
+        let failed = verification
+            .components
+            .iter()
+            .any(|c| c.status.is_failure());
         let components = ComponentsCheck {
-            status: if !failed.is_empty() {
+            status: if failed {
                 CheckStatus::Fail
-            } else if verification.hashed {
+            } else if verification.hashed && !identities.is_empty() {
                 CheckStatus::Ok
             } else {
                 CheckStatus::Skipped
             },
             items: verification.components.clone(),
         };
+        if options.quick && compatible {
+            findings.push(Finding::ContentsNotVerified { remote: false });
+        }
 
-        let checksum = checksum_check(options, &signing, &verification.whole_file, &mut problems);
+        let checksum = checksum_check(options, &signing, &verification.whole_file, &mut findings);
 
         for r in &signing.hosts_redirects {
-            problems.push(Problem {
-                check: "signing".into(),
-                message: format!(
-                    "{} line {} sends gs.apple.com to {} (`{}`): the restore cannot reach Apple's signing server and fails with error 3194",
-                    options.signing.hosts_file.display(),
-                    r.line,
-                    r.address,
-                    r.entry
-                ),
-                hint: Some("remove or comment out that line (it needs administrator rights), then restore".into()),
+            findings.push(Finding::HostsRedirect {
+                hosts_file: options.signing.hosts_file.display().to_string(),
+                line: r.line,
+                address: r.address.clone(),
+                entry: r.entry.clone(),
             });
         }
+        let message = signing.message.clone();
         match signing.status {
-            signing::SigningStatus::NotSigned => problems.push(Problem {
-                check: "signing".into(),
-                message: signing.message.clone(),
-                hint: Some(
-                    "Apple no longer signs this build, so a restore fails with error 3194: use a signed build (`ipswcheck signed --device …` lists them)".into(),
-                ),
-            }),
-            signing::SigningStatus::Unknown => problems.push(Problem {
-                check: "signing".into(),
-                message: signing.message.clone(),
-                hint: Some(
-                    "check the connection to Apple (`ipswcheck doctor`) and try again".into(),
-                ),
-            }),
+            signing::SigningStatus::NotSigned => findings.push(Finding::NotSigned { message }),
+            signing::SigningStatus::Disputed => findings.push(Finding::SigningDisputed { message }),
+            signing::SigningStatus::Unknown => findings.push(Finding::SigningUnknown { message }),
+            signing::SigningStatus::Skipped if compatible => {
+                findings.push(Finding::SigningNotChecked { reason: message })
+            }
             _ => {}
         }
         if verification.cancelled {
-            problems.push(Problem {
-                check: "file".into(),
+            findings.push(Finding::Interrupted {
                 message: "the check was interrupted before it finished".into(),
-                hint: None,
             });
         }
 
-        let identity = identities.first().map(|i| IdentityFacts {
-            variant: i.info.variant.clone(),
-            restore_behavior: i.info.restore_behavior.clone(),
-            device_class: i.info.device_class.clone(),
-        });
-        let mut report = Report {
-            schema: SCHEMA,
-            file: archive.path().display().to_string(),
-            size: Some(archive.len()),
-            bytes_fetched: None,
-            verdict: Verdict::NotReady,
-            exit_code: 0,
-            firmware: Some(FirmwareFacts {
-                product_version: manifest.product_version.clone(),
-                build: manifest.build.clone(),
-                supported_product_types: manifest.supported_product_types.clone(),
-                beta: manifest.is_beta(),
-            }),
-            device: device_facts(options),
-            identity,
-            checks: Checks {
+        // The identity checked: the one asked for, never another board's or behaviour's.
+        let identity = identities
+            .first()
+            .filter(|_| compatible)
+            .map(|i| IdentityFacts {
+                variant: i.info.variant.clone(),
+                restore_behavior: i.info.restore_behavior.clone(),
+                device_class: i.info.device_class.clone(),
+            });
+        let mut report = Report::new(
+            archive.path().display().to_string(),
+            Checks {
                 archive: archive_check,
                 compatibility,
                 components,
                 checksum,
                 signing,
             },
-            predicted_restore_error: None,
-            problems,
-        };
-        report.conclude(false, verification.cancelled);
+        );
+        report.size = Some(archive.len());
+        report.firmware = Some(FirmwareFacts {
+            platform: manifest.platform().to_owned(),
+            product_version: manifest.product_version.clone(),
+            build: manifest.build.clone(),
+            supported_product_types: manifest.supported_product_types.clone(),
+            beta: manifest.is_beta(),
+        });
+        report.device = device_facts(options);
+        report.identity = identity;
+        report.findings = findings;
+        report.conclude();
         (report, fresh)
     }
 }
@@ -586,60 +621,85 @@ fn escapes_archive(name: &str) -> bool {
         || name.split(['/', '\\']).any(|part| part == "..")
 }
 
+/// The whole-file checksum, judged by who vouches for it.
+///
+/// Only a checksum the user gives (`--sha1`/`--sha256`) can fail the check (exit 12).
+/// ipsw.me's `sha1sum` is a third party's number and has been wrong before
+/// (Legacy-iOS-Kit #302, idevicerestore #462): when it differs from a file whose every
+/// CRC-32 and component digest verified, that is a warning (exit 0, and `fetch` keeps the
+/// file); when the file's own integrity checks failed, the exit code already says so.
 fn checksum_check(
     options: &CheckOptions,
     signing: &SigningCheck,
     computed: &std::collections::BTreeMap<DigestAlgorithm, Vec<u8>>,
-    problems: &mut Vec<Problem>,
+    findings: &mut Vec<Finding>,
 ) -> ChecksumCheck {
-    let (expected, source) = match (&options.expected, &signing.ipswme_sha1) {
-        (Some(e), _) => (Some(e.clone()), "user"),
+    let (expected, from_user) = match (&options.expected, &signing.ipswme_sha1) {
+        (Some(e), _) => (e.clone(), true),
         (None, Some(sha1)) => (
-            Some(ExpectedChecksum {
+            ExpectedChecksum {
                 algorithm: DigestAlgorithm::Sha1,
                 digest: sha1.clone(),
-            }),
-            "ipsw.me",
+            },
+            false,
         ),
-        (None, None) => (None, ""),
-    };
-    let Some(expected) = expected else {
-        return ChecksumCheck {
-            status: CheckStatus::Skipped,
-            algorithm: None,
-            expected: None,
-            actual: None,
-            source: None,
-        };
+        (None, None) => {
+            return ChecksumCheck {
+                status: CheckStatus::Skipped,
+                algorithm: None,
+                expected: None,
+                actual: None,
+                source: None,
+                message: None,
+            }
+        }
     };
     let actual = computed.get(&expected.algorithm);
-    let status = match actual {
-        None => CheckStatus::Skipped,
-        Some(a) if *a == expected.digest => CheckStatus::Ok,
-        Some(_) => CheckStatus::Fail,
-    };
-    if status == CheckStatus::Fail {
-        problems.push(Problem {
-            check: "checksum".into(),
-            message: format!(
-                "the file's {} is {}, but {} {}",
-                expected.algorithm,
+    let matches = actual.map(|a| *a == expected.digest);
+    let algorithm = expected.algorithm;
+    let label = algorithm.label();
+    let (status, message) = match (matches, from_user) {
+        (None, _) => (CheckStatus::Skipped, None),
+        (Some(true), true) => (
+            CheckStatus::Ok,
+            Some(format!("the file's {label} matches the one you gave")),
+        ),
+        (Some(true), false) => (
+            CheckStatus::Ok,
+            Some(format!(
+                "the file's {label} matches the SHA-1 Apple published (via ipsw.me)"
+            )),
+        ),
+        (Some(false), true) => {
+            findings.push(Finding::ChecksumMismatch {
+                algorithm,
+                expected: to_hex(&expected.digest),
+                actual: to_hex(actual.map(Vec::as_slice).unwrap_or_default()),
+            });
+            (CheckStatus::Fail, None)
+        }
+        (Some(false), false) => (
+            CheckStatus::Warn,
+            Some(format!(
+                "the file's {label} {} differs from ipsw.me's published SHA-1 {}; every \
+                 CRC and component digest was verified by ipswcheck itself, and ipsw.me has \
+                 published wrong hashes before, so this alone does not make the file corrupt",
                 to_hex(actual.map(Vec::as_slice).unwrap_or_default()),
-                if source == "user" {
-                    "you gave"
-                } else {
-                    "ipsw.me says"
-                },
                 to_hex(&expected.digest)
-            ),
-            hint: Some("the download is corrupt or a different file: download it again".into()),
+            )),
+        ),
+    };
+    if let (CheckStatus::Warn, Some(message)) = (status, &message) {
+        findings.push(Finding::ChecksumAdvisory {
+            message: message.clone(),
         });
     }
     ChecksumCheck {
         status,
-        algorithm: Some(expected.algorithm),
+        algorithm: Some(algorithm),
         expected: Some(to_hex(&expected.digest)),
         actual: actual.map(|a| to_hex(a)),
-        source: Some(source.into()),
+        source: Some(if from_user { "user" } else { "ipsw.me" }.into()),
+        message,
     }
 }

@@ -122,25 +122,26 @@ pub struct ScanArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
-    pub format: ScanFormat,
+    /// Output format (`human` is the table).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
 
     #[command(flatten)]
     pub network: NetworkArgs,
 }
 
-/// `scan --format`.
+/// `--format`: every command prints through the same renderers (`src/render/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ScanFormat {
-    /// One line per file and a summary, for people.
+pub enum OutputFormat {
+    /// The verdict first, then what failed and what to do (a check's default).
+    Human,
+    /// One line per file and a summary (a scan's default).
     Table,
-    /// One document: `{"schema", "files": [...], "summary"}`.
+    /// One document (a report; `{"schema", "files": [...], "summary"}` for a scan).
     Json,
-    /// One line per file (the single-file JSON document plus `path` and `scan`),
-    /// then one `{"summary": ...}` line.
+    /// One compact document per line (a scan: one per file, then `{"summary": ...}`).
     Ndjson,
-    /// One row per file.
+    /// A header, then one row per file.
     Csv,
 }
 
@@ -216,6 +217,11 @@ pub struct NetworkArgs {
     #[arg(long, env = "IPSWCHECK_API_URL", value_name = "URL")]
     pub api_url: Option<String>,
 
+    /// A PEM file of extra root certificates to trust for signing queries (e.g. a
+    /// TLS-inspecting proxy's root), besides the system's and Apple's own roots.
+    #[arg(long, env = "IPSWCHECK_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
     /// Seconds for each signing query, retries included; with a URL, also for each
     /// request and for any stall of a download.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -232,14 +238,24 @@ pub struct NetworkArgs {
     /// The hosts file to inspect for gs.apple.com redirects.
     #[arg(long, value_name = "PATH")]
     pub hosts_file: Option<PathBuf>,
+
+    /// Save every TSS request sent to Apple and every answer in DIR (created if needed),
+    /// to inspect or attach to a bug report.
+    #[arg(long, value_name = "DIR")]
+    pub tss_dump: Option<PathBuf>,
 }
 
 /// How to print.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Print one JSON document (schema in the README) instead of the human report.
+    /// Print one JSON document (schema in the README) instead of the human report; the
+    /// same as --format json. Every failure, usage errors included, is a JSON document.
     #[arg(long)]
     pub json: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "json")]
+    pub format: Option<OutputFormat>,
 
     /// Print nothing; the exit code is the answer.
     #[arg(long, short = 'q', conflicts_with = "verbose")]

@@ -71,6 +71,10 @@ pub enum DeviceError {
         query: String,
         suggestions: Vec<String>,
     },
+    /// A product type that appears in Apple's manifests but names nothing a person restores
+    /// with Finder (ComputeModule13,1 in macOS and visionOS files, iSim1,1 the Simulator).
+    #[error("{query} is {what}, not a device that can be restored with Finder; ipswcheck checks restores of iPhone, iPad, iPod touch, Apple TV, Apple Watch, HomePod, Mac and Vision Pro (`ipswcheck devices` lists them)")]
+    NotRestorable { query: String, what: &'static str },
     /// `--board` is not one of the device's boards. `product_type` is what the user named
     /// (a product type, or the hardware model when `--device` was one); `boards` are its boards.
     #[error("{product_type} has no board \"{board}\"; its boards are: {}", .boards.join(", "))]
@@ -158,11 +162,29 @@ pub fn resolve(query: &str, board: Option<&str>) -> Result<Vec<&'static Device>,
         return Ok(vec![row]);
     }
 
+    let lower = query.to_ascii_lowercase();
+    for (prefix, what) in NOT_RESTORABLE {
+        if lower.starts_with(prefix) && lower[prefix.len()..].contains(',') {
+            return Err(DeviceError::NotRestorable {
+                query: query.to_string(),
+                what,
+            });
+        }
+    }
     Err(DeviceError::Unknown {
         query: query.to_string(),
         suggestions: suggest(query),
     })
 }
+
+/// Product-type families that real manifests list (ComputeModule13,1/13,3 in macOS 26 and
+/// visionOS files, ComputeModule13,5/14,1/14,2 in newer ones, iSim1,1 in developer disk
+/// images) but that are no device of the table: named so that `--device` says what they
+/// are instead of suggesting iPhones.
+const NOT_RESTORABLE: [(&str, &str); 2] = [
+    ("computemodule", "an Apple internal compute module"),
+    ("isim", "the iOS Simulator"),
+];
 
 /// `ipswcheck devices [QUERY]`: rows where QUERY (case-insensitive) is a substring of product
 /// type, board or name; all rows when empty.

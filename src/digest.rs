@@ -54,6 +54,15 @@ impl DigestAlgorithm {
         }
     }
 
+    /// The name people read: `SHA-1`, `SHA-256`, `SHA-384`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Sha1 => "SHA-1",
+            Self::Sha256 => "SHA-256",
+            Self::Sha384 => "SHA-384",
+        }
+    }
+
     pub fn hasher(self) -> Hasher {
         match self {
             Self::Sha1 => Hasher::Sha1(Sha1::new()),

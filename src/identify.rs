@@ -12,15 +12,19 @@
 //! the iPhone9,3.
 
 use crate::device::{self, Device};
+use crate::judge::Finding;
 use crate::manifest::{BuildIdentity, BuildManifest, RestoreBehavior};
 
-/// Why a file does not restore the device asked about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incompatibility {
-    /// What the file is for and what the device is, in one sentence.
-    pub message: String,
-    /// What to do instead.
-    pub hint: String,
+/// The identities that restore or update a device: a `RestoreBehavior` Apple names
+/// (Erase, Update/Upgrade), not Research. A manifest without any (a Developer Disk Image,
+/// a macOS bootability bundle: FIRMWARE.md §1) restores nothing, however many product
+/// types it lists.
+pub fn restore_identities(manifest: &BuildManifest) -> Vec<&BuildIdentity> {
+    manifest
+        .identities
+        .iter()
+        .filter(|i| i.info.behavior().is_some() && !i.info.is_research())
+        .collect()
 }
 
 /// The identities to verify: those of the device, or every customer identity when no
@@ -29,31 +33,27 @@ pub fn select<'m>(
     manifest: &'m BuildManifest,
     devices: Option<&[&'static Device]>,
     behavior: RestoreBehavior,
-) -> Result<Vec<&'m BuildIdentity>, Incompatibility> {
+) -> Result<Vec<&'m BuildIdentity>, Finding> {
     match devices {
         None => Ok(customer_identities(manifest, behavior)),
         Some(boards) => for_device(manifest, boards, behavior),
     }
 }
 
-/// Every non-Research identity with `behavior`; failing that every non-Research one
-/// (OTA-style manifests carry a single "Software Update" identity).
+/// Every restore identity with `behavior`; failing that every restore identity (an
+/// Update-only, OTA-style file checked without a device is still verified).
 pub fn customer_identities(
     manifest: &BuildManifest,
     behavior: RestoreBehavior,
 ) -> Vec<&BuildIdentity> {
-    let customer: Vec<&BuildIdentity> = manifest
-        .identities
-        .iter()
-        .filter(|i| !i.info.is_research())
-        .collect();
-    let with_behavior: Vec<&BuildIdentity> = customer
+    let restore = restore_identities(manifest);
+    let with_behavior: Vec<&BuildIdentity> = restore
         .iter()
         .copied()
         .filter(|i| i.info.behavior() == Some(behavior))
         .collect();
     if with_behavior.is_empty() {
-        customer
+        restore
     } else {
         with_behavior
     }
@@ -63,7 +63,7 @@ fn for_device<'m>(
     manifest: &'m BuildManifest,
     boards: &[&'static Device],
     behavior: RestoreBehavior,
-) -> Result<Vec<&'m BuildIdentity>, Incompatibility> {
+) -> Result<Vec<&'m BuildIdentity>, Finding> {
     let Some(first) = boards.first() else {
         return Ok(customer_identities(manifest, behavior));
     };
@@ -86,25 +86,22 @@ fn for_device<'m>(
                     .as_deref()
                     .is_none_or(|t| t.eq_ignore_ascii_case(product_type))
             })
-            .filter(|i| !i.info.is_research())
+            .filter(|i| i.info.behavior().is_some() && !i.info.is_research())
             .collect();
         let pick = candidates
             .iter()
-            .find(|i| i.info.behavior() == Some(behavior))
-            .or_else(|| {
-                // Single-identity manifests (OTA style) name no Erase/Update behaviour.
-                candidates.iter().find(|i| i.info.behavior().is_none())
-            });
-        match pick {
-            Some(identity) => chosen.push(*identity),
-            None => {
-                return Err(missing_board(
-                    manifest,
-                    board,
-                    behavior,
-                    !candidates.is_empty(),
-                ))
+            .find(|i| i.info.behavior() == Some(behavior));
+        match (pick, candidates.first()) {
+            (Some(identity), _) => chosen.push(*identity),
+            // The board is served, but only by the other kind of identity.
+            (None, Some(other)) => {
+                return Err(Finding::OnlyOtherBehavior {
+                    device: format!("{} ({})", board.name, board.product_type),
+                    board: board.board.to_owned(),
+                    has: other.info.behavior().unwrap_or(RestoreBehavior::Update),
+                })
             }
+            (None, None) => return Err(missing_board(manifest, board, behavior)),
         }
     }
     Ok(chosen)
@@ -114,7 +111,7 @@ fn describe(product_type: &str) -> String {
     format!("{} ({product_type})", device::display_name(product_type))
 }
 
-fn wrong_product_type(manifest: &BuildManifest, dev: &Device) -> Incompatibility {
+fn wrong_product_type(manifest: &BuildManifest, dev: &Device) -> Finding {
     let supported = &manifest.supported_product_types;
     let file_for = if supported.is_empty() {
         "no device (its SupportedProductTypes is empty)".to_owned()
@@ -130,7 +127,7 @@ fn wrong_product_type(manifest: &BuildManifest, dev: &Device) -> Incompatibility
         let (_, theirs) = device::variant_of(&device::display_name(sibling));
         let theirs = theirs.unwrap_or_else(|| "other".into());
         let mine = mine.unwrap_or_else(|| "other".into());
-        return Incompatibility {
+        return Finding::NotForDevice {
             message: format!(
                 "this file is for the {theirs} {model} ({sibling}), but your device is the {mine} {model} ({}): same model, different cellular variant ({theirs} vs {mine})",
                 dev.product_type
@@ -141,7 +138,7 @@ fn wrong_product_type(manifest: &BuildManifest, dev: &Device) -> Incompatibility
             ),
         };
     }
-    Incompatibility {
+    Finding::NotForDevice {
         message: format!(
             "this file is for {file_for}; your device is the {}",
             describe(dev.product_type)
@@ -153,14 +150,8 @@ fn wrong_product_type(manifest: &BuildManifest, dev: &Device) -> Incompatibility
     }
 }
 
-fn missing_board(
-    manifest: &BuildManifest,
-    dev: &Device,
-    behavior: RestoreBehavior,
-    other_behavior_exists: bool,
-) -> Incompatibility {
-    let boards: Vec<String> = manifest
-        .identities
+fn missing_board(manifest: &BuildManifest, dev: &Device, behavior: RestoreBehavior) -> Finding {
+    let boards: Vec<String> = restore_identities(manifest)
         .iter()
         .filter_map(|i| i.info.device_class.clone())
         .fold(Vec::new(), |mut acc, b| {
@@ -173,23 +164,20 @@ fn missing_board(
         RestoreBehavior::Erase => "restore (Erase)",
         RestoreBehavior::Update => "update (Update)",
     };
-    let message = format!(
-        "this file lists {} but has no {kind} identity for its board {} (chip 0x{:04X}, board 0x{:02X}); it has identities for: {}",
-        dev.product_type,
-        dev.board,
-        dev.chip_id,
-        dev.board_id,
-        if boards.is_empty() { "no named board".to_owned() } else { boards.join(", ") }
-    );
-    let hint = if other_behavior_exists {
-        match behavior {
-            RestoreBehavior::Update => {
-                "the file can restore this board with Erase: drop --update".into()
+    Finding::NotForDevice {
+        message: format!(
+            "this file lists {} but has no {kind} identity for its board {} (chip 0x{:04X}, \
+             board 0x{:02X}); it has identities for: {}",
+            dev.product_type,
+            dev.board,
+            dev.chip_id,
+            dev.board_id,
+            if boards.is_empty() {
+                "no named board".to_owned()
+            } else {
+                boards.join(", ")
             }
-            RestoreBehavior::Erase => "the file can only update this board: add --update".into(),
-        }
-    } else {
-        format!("get an IPSW built for {} ({})", dev.product_type, dev.board)
-    };
-    Incompatibility { message, hint }
+        ),
+        hint: format!("get an IPSW built for {} ({})", dev.product_type, dev.board),
+    }
 }

@@ -10,18 +10,52 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use cli::{Cli, Command, NetworkArgs, OutputArgs};
+use cli::{Cli, Command, NetworkArgs, OutputArgs, OutputFormat};
 use ipswcheck::check::{self, CheckOptions, ExpectedChecksum, Progress};
 use ipswcheck::device;
 use ipswcheck::digest::{from_hex, DigestAlgorithm};
 use ipswcheck::exit::ExitCode;
 use ipswcheck::manifest::RestoreBehavior;
 use ipswcheck::remote;
+use ipswcheck::render::{self, Format, SignedList};
 use ipswcheck::scan;
 use ipswcheck::signing::{self, SigningOptions};
 
+/// Set when the command line asks for JSON: then every failure, usage errors included,
+/// is also a JSON document on stdout (README "JSON report").
+static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && (w[1] == "json" || w[1] == "ndjson"))
+        || args
+            .iter()
+            .any(|a| a == "--json" || a == "--format=json" || a == "--format=ndjson");
+    JSON_ERRORS.store(json, Ordering::Relaxed);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let usage_error = !matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if usage_error && json {
+                let text = e.to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                return usage(first).into();
+            }
+            e.exit()
+        }
+    };
     let code = match cli.command {
         Some(Command::Devices { query }) => devices(query.as_deref().unwrap_or("")),
         Some(Command::Signed {
@@ -43,10 +77,46 @@ fn main() -> std::process::ExitCode {
 const MAX_JOBS: usize = 256;
 const JOBS_RANGE: &str = "--jobs must be between 1 and 256";
 
-/// A usage error: one line on stderr, exit 2.
+/// A usage error: one line on stderr, exit 2 (and a JSON document on stdout when the
+/// command line asked for JSON).
 fn usage(message: impl std::fmt::Display) -> ExitCode {
+    fail(ExitCode::Usage, "usage", &message.to_string())
+}
+
+/// A failure before any report exists: one line on stderr, and with `--json` a JSON
+/// document `{"schema", "error": {"kind", "message"}, "exit_code"}` on stdout.
+fn fail(code: ExitCode, kind: &str, message: &str) -> ExitCode {
     eprintln!("ipswcheck: {message}");
-    ExitCode::Usage
+    if JSON_ERRORS.load(Ordering::Relaxed) {
+        let doc = serde_json::json!({
+            "schema": ipswcheck::report::SCHEMA,
+            "error": { "kind": kind, "message": message },
+            "exit_code": code.code(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("serializable")
+        );
+    }
+    code
+}
+
+/// The format `--json`/`--format` ask for (`human` by default).
+fn format_of(output: &OutputArgs) -> Format {
+    if output.json {
+        return Format::Json;
+    }
+    convert(output.format.unwrap_or(OutputFormat::Human))
+}
+
+fn convert(format: OutputFormat) -> Format {
+    match format {
+        OutputFormat::Human => Format::Human,
+        OutputFormat::Table => Format::Table,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Ndjson => Format::Ndjson,
+        OutputFormat::Csv => Format::Csv,
+    }
 }
 
 fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
@@ -57,6 +127,15 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
     }
     if let Some(url) = &net.api_url {
         opts.api_url = url.clone();
+    }
+    if net.ca_file.is_some() {
+        opts.ca_file = net.ca_file.clone();
+    }
+    // A root file that cannot be used is a bad flag, said before anything is checked.
+    if let Some(path) = &opts.ca_file {
+        if let Err(e) = signing::tls::load_ca_file(path) {
+            return Err(usage(e));
+        }
     }
     // A day is far beyond any useful timeout; beyond it (1e300) the deadline
     // arithmetic would overflow.
@@ -73,6 +152,7 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
     if let Some(hosts) = &net.hosts_file {
         opts.hosts_file = hosts.clone();
     }
+    opts.tss_dump = net.tss_dump.clone();
     Ok(opts)
 }
 
@@ -215,15 +295,11 @@ fn draw_progress(progress: &Progress, finished: &std::sync::atomic::AtomicBool, 
 }
 
 fn print_report(report: &ipswcheck::report::Report, output: &OutputArgs) {
-    let mut stdout = std::io::stdout().lock();
-    let text = if output.json {
-        report.to_json() + "\n"
-    } else if output.quiet {
+    if output.quiet {
         return;
-    } else {
-        report.render(output.verbose)
-    };
-    let _ = stdout.write_all(text.as_bytes());
+    }
+    let text = render::renderer(format_of(output), output.verbose).report(report);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn scan(args: cli::ScanArgs) -> ExitCode {
@@ -262,17 +338,9 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
     });
     let result = match result {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("ipswcheck: {e}");
-            return ExitCode::NotAnIpsw;
-        }
+        Err(e) => return fail(ExitCode::NotAnIpsw, "path", &e.to_string()),
     };
-    let text = match args.format {
-        cli::ScanFormat::Table => result.render_table(),
-        cli::ScanFormat::Json => result.to_json(),
-        cli::ScanFormat::Ndjson => result.to_ndjson(),
-        cli::ScanFormat::Csv => result.to_csv(),
-    };
+    let text = render::renderer(convert(args.format), false).scan(&result);
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     result.exit()
 }
@@ -386,44 +454,34 @@ fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
         return usage("`signed` asks ipsw.me and cannot run with --offline");
     }
     let product_type = boards[0].product_type;
-    match signing::signed_builds(product_type, &opts) {
-        Ok(builds) => {
-            if output.json {
-                let doc = serde_json::json!({
-                    "product_type": product_type,
-                    "source": "ipsw.me",
-                    "builds": builds,
-                });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).expect("serializable")
-                );
-            } else if !output.quiet {
-                println!(
-                    "Builds ipsw.me reports as signed for {} ({}) — ipsw.me's word, not Apple's; \
-                     `ipswcheck FILE --device {product_type}` asks Apple:",
-                    device::display_name(product_type),
-                    product_type
-                );
-                for b in &builds {
-                    println!(
-                        "  {} ({})  {}",
-                        b.version,
-                        b.buildid,
-                        b.url.as_deref().unwrap_or("")
-                    );
-                }
-                if builds.is_empty() {
-                    println!("  (none)");
-                }
-            }
-            ExitCode::Ready
-        }
-        Err(e) => {
-            eprintln!("ipswcheck: could not ask ipsw.me: {e}");
-            ExitCode::SigningUnknown
+    let (builds, error) = match signing::signed_builds(product_type, &opts) {
+        Ok(builds) => (builds, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let code = if error.is_some() {
+        ExitCode::SigningUnknown
+    } else {
+        ExitCode::Ready
+    };
+    let list = SignedList {
+        product_type: product_type.to_owned(),
+        device: device::display_name(product_type),
+        source: "ipsw.me",
+        builds,
+        error,
+    };
+    if let Some(e) = &list.error {
+        eprintln!("ipswcheck: could not ask ipsw.me: {e}");
+    }
+    if !output.quiet {
+        let format = format_of(output);
+        // The error is on stderr already; a human list would only repeat it.
+        if !(format == Format::Human && list.error.is_some()) {
+            let text = render::renderer(format, false).signed(&list);
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
     }
+    code
 }
 
 fn doctor(network: &NetworkArgs) -> ExitCode {

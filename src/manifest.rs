@@ -76,6 +76,97 @@ impl BuildManifest {
         })
     }
 
+    /// The operating system the file installs, named as Apple names it, from the product
+    /// types it supports (a BuildManifest has no platform key of its own; identities from
+    /// about iOS 17 carry `Ap,SDKPlatform`, older ones do not): `iOS` for iPhone and iPod,
+    /// `iPadOS` for iPad from 13 on, `tvOS`, `watchOS`, `audioOS` (HomePod), `macOS`,
+    /// `visionOS`, `bridgeOS`. A file whose product types are mixed or unknown says
+    /// `firmware`.
+    pub fn platform(&self) -> &'static str {
+        let major: u32 = self
+            .product_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let of = |t: &str| -> &'static str {
+            let t = t.to_ascii_lowercase();
+            if t.starts_with("iphone") || t.starts_with("ipod") {
+                "iOS"
+            } else if t.starts_with("ipad") {
+                if major >= 13 {
+                    "iPadOS"
+                } else {
+                    "iOS"
+                }
+            } else if t.starts_with("appletv") {
+                "tvOS"
+            } else if t.starts_with("watch") {
+                "watchOS"
+            } else if t.starts_with("audioaccessory") {
+                "audioOS"
+            } else if t.starts_with("realitydevice") {
+                "visionOS"
+            } else if t.starts_with("ibridge") {
+                "bridgeOS"
+            } else if t.starts_with("mac")
+                || t.starts_with("imac")
+                || t.starts_with("virtualmac")
+                || t.starts_with("adp")
+            {
+                "macOS"
+            } else {
+                "firmware"
+            }
+        };
+        // Identities from about iOS 17 name their SDK: the surest word, and the only one
+        // for a file whose product types name no device (a bootability bundle: iSim1,1).
+        let sdk = self.identities.iter().find_map(|i| {
+            i.tss
+                .ap_strings
+                .iter()
+                .find(|(k, _)| *k == "Ap,SDKPlatform")
+                .map(|(_, v)| v.to_ascii_lowercase())
+        });
+        let by_types = |types: &[String]| types.iter().all(|t| of(t) == "iPadOS");
+        match sdk.as_deref() {
+            Some("iphoneos")
+                if !self.supported_product_types.is_empty()
+                    && by_types(&self.supported_product_types) =>
+            {
+                return "iPadOS"
+            }
+            Some("iphoneos") => return "iOS",
+            Some("macosx") => return "macOS",
+            Some("appletvos") => return "tvOS",
+            Some("watchos") => return "watchOS",
+            Some("xros") => return "visionOS",
+            Some("bridgeos") => return "bridgeOS",
+            Some("audioos") => return "audioOS",
+            _ => {}
+        }
+        // Compute modules and the Simulator (in developer disk images) name no platform.
+        let mut platforms = self
+            .supported_product_types
+            .iter()
+            .map(|t| of(t))
+            .filter(|p| *p != "firmware");
+        match platforms.next() {
+            None => "firmware",
+            // iPhone + iPad in one file (developer disk images): the iPhone's name.
+            Some(first) => {
+                let all: Vec<&str> = std::iter::once(first).chain(platforms).collect();
+                if all.iter().all(|p| *p == first) {
+                    first
+                } else if all.iter().all(|p| matches!(*p, "iOS" | "iPadOS")) {
+                    "iOS"
+                } else {
+                    "firmware"
+                }
+            }
+        }
+    }
+
     /// Beta builds end in a lower-case letter (`19A5318f`); releases never do.
     pub fn is_beta(&self) -> bool {
         self.build
@@ -86,7 +177,8 @@ impl BuildManifest {
 }
 
 /// What a restore with an identity does to the device (`Info/RestoreBehavior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RestoreBehavior {
     /// A full restore that wipes the device (`Erase`).
     Erase,
@@ -113,8 +205,150 @@ pub struct BuildIdentity {
     pub info: IdentityInfo,
     /// `Manifest`, sorted by component name.
     pub components: Vec<ManifestComponent>,
-    /// Identity-level `Ap,*` keys (strings, integers, booleans): TSS wants them echoed.
-    pub ap_tags: BTreeMap<String, Value>,
+    /// What libtatsu's `tss_parameters_add_from_manifest` reads from the identity for an
+    /// AP ticket request (FIRMWARE.md §4).
+    pub tss: TssParameters,
+}
+
+/// The identity-level keys of a BuildIdentity that an AP ticket request echoes, read the
+/// way libtatsu (`src/tss.c`, `tss_parameters_add_from_manifest`, @60a39f3) reads them —
+/// so that our request to Apple equals the one idevicerestore and tsschecker send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TssParameters {
+    /// The `Ap,*` keys libtatsu copies, in its order, when they are strings (it copies
+    /// them with `plist_dict_copy_string`: another type is left out). No other `Ap,*` key
+    /// goes into a request: `Ap,PairedVersionNumber` and friends are not libtatsu's.
+    pub ap_strings: Vec<(&'static str, String)>,
+    /// `NeRDEpoch` (an integer, or a string read like `strtoull(s, 0)`): devices with a
+    /// recovery OS; it also makes libtatsu add an empty `PermitNeRDPivot`.
+    pub nerd_epoch: Option<u64>,
+    /// `PearlCertificationRootPub` (data): every Face ID identity carries it.
+    pub pearl_certification_root_pub: Option<Vec<u8>>,
+    /// `AllowNeRDBoot`, as libplist reads a boolean.
+    pub allow_nerd_boot: Option<bool>,
+    /// `Info/RequiresUIDMode`: iPhone 14/15 and later on iOS 16+. libtatsu then sends
+    /// `UID_MODE = false` and `Ap,SikaFuse = 0`; without them Apple answers STATUS=69 for
+    /// builds that are signed (idevicerestore #598, #532).
+    pub requires_uid_mode: bool,
+    /// Whether the identity's `Manifest` has a `SEP` entry (a dictionary): tsschecker's
+    /// rule for "this device has a Secure Enclave", and so for sending a `SepNonce`.
+    /// `Info/VirtualMachineMinHostOS` overrides it (a string: yes; another type: no).
+    pub has_sep: bool,
+}
+
+/// The `Ap,*` string keys libtatsu copies into a request (`tss_request_add_ap_img4_tags`).
+pub const TSS_AP_STRING_KEYS: [&str; 8] = [
+    "Ap,OSLongVersion",
+    "Ap,OSReleaseType",
+    "Ap,ProductMarketingVersion",
+    "Ap,ProductType",
+    "Ap,SDKPlatform",
+    "Ap,Target",
+    "Ap,TargetType",
+    "Ap,Timestamp",
+];
+
+impl TssParameters {
+    fn from_identity(dict: &Dictionary) -> Self {
+        let info = dict.get("Info").and_then(Value::as_dictionary);
+        let manifest = dict.get("Manifest").and_then(Value::as_dictionary);
+        let mut has_sep = manifest
+            .and_then(|m| m.get("SEP"))
+            .is_some_and(|sep| sep.as_dictionary().is_some());
+        if let Some(vm) = info.and_then(|i| i.get("VirtualMachineMinHostOS")) {
+            has_sep = vm.as_string().is_some();
+        }
+        TssParameters {
+            ap_strings: TSS_AP_STRING_KEYS
+                .iter()
+                .filter_map(|&k| Some((k, dict.get(k)?.as_string()?.to_owned())))
+                .collect(),
+            nerd_epoch: dict.get("NeRDEpoch").map(plist_uint),
+            pearl_certification_root_pub: dict
+                .get("PearlCertificationRootPub")
+                .and_then(Value::as_data)
+                .map(<[u8]>::to_vec),
+            allow_nerd_boot: dict.get("AllowNeRDBoot").map(plist_bool),
+            requires_uid_mode: info
+                .and_then(|i| i.get("RequiresUIDMode"))
+                .is_some_and(plist_bool),
+            has_sep,
+        }
+    }
+}
+
+/// A boolean as libplist's `plist_dict_get_bool` reads one, which libtatsu uses for
+/// `Trusted`, `IsFTAB`, `RequiresUIDMode` and `AllowNeRDBoot`: a boolean is itself, an
+/// integer is "not zero", one byte of data is "not zero", and a string is true unless it
+/// is exactly `"true"` (libplist 2.x compares with `strcmp` the wrong way round; real
+/// manifests never store these as strings, and we follow the peer so that a request
+/// stays equal to its).
+pub fn plist_bool(v: &Value) -> bool {
+    match v {
+        Value::Boolean(b) => *b,
+        Value::Integer(i) => i.as_unsigned() != Some(0),
+        Value::String(s) => s != "true",
+        Value::Data(d) => d.len() == 1 && d[0] != 0,
+        _ => false,
+    }
+}
+
+/// An unsigned integer as libplist's `plist_dict_get_uint` reads one: an integer, a string
+/// through `strtoull(s, NULL, 0)` (so `"0x8010"` is 0x8010), little-endian data of 1, 2,
+/// 4 or 8 bytes; anything else is 0.
+pub fn plist_uint(v: &Value) -> u64 {
+    match v {
+        Value::Integer(i) => i
+            .as_unsigned()
+            .unwrap_or_else(|| i.as_signed().unwrap_or(0) as u64),
+        Value::String(s) => strtoull(s),
+        // libplist reads one byte through a (signed) `char`.
+        Value::Data(d) if d.len() == 1 => d[0] as i8 as i64 as u64,
+        Value::Data(d) if matches!(d.len(), 2 | 4 | 8) => {
+            let mut b = [0u8; 8];
+            b[..d.len()].copy_from_slice(d);
+            u64::from_le_bytes(b)
+        }
+        _ => 0,
+    }
+}
+
+/// C's `strtoull(s, NULL, 0)`: leading blanks, an optional sign, then `0x` hex, `0` octal
+/// or decimal digits, as many as parse; saturating on overflow; 0 when none parse.
+fn strtoull(s: &str) -> u64 {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        if h.starts_with(|c: char| c.is_ascii_hexdigit()) {
+            (16, h)
+        } else {
+            (8, t)
+        }
+    } else if t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let mut value: u64 = 0;
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(radix) else { break };
+        value = match value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+        {
+            Some(v) => v,
+            None => return u64::MAX,
+        };
+    }
+    if neg {
+        value.wrapping_neg()
+    } else {
+        value
+    }
 }
 
 impl BuildIdentity {
@@ -150,14 +384,6 @@ impl BuildIdentity {
             }
             components.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        let ap_tags = dict
-            .iter()
-            .filter(|(k, v)| {
-                k.starts_with("Ap,")
-                    && matches!(v, Value::String(_) | Value::Integer(_) | Value::Boolean(_))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         Ok(BuildIdentity {
             index,
             chip_id: f.hex_u32("ApChipID")?,
@@ -167,7 +393,7 @@ impl BuildIdentity {
             unique_build_id: f.optional_data("UniqueBuildID")?,
             info,
             components,
-            ap_tags,
+            tss: TssParameters::from_identity(dict),
         })
     }
 
@@ -250,8 +476,12 @@ pub struct ManifestComponent {
     pub hash_method: Option<String>,
     /// `Info/IsFTAB`: the digest covers one entry inside an `ftab.bin`, not the file.
     pub is_ftab: bool,
-    /// `Info/RestoreRequestRules` is present (TSS sends such entries).
-    pub has_restore_request_rules: bool,
+    /// Whether the entry has an `Info` key: libtatsu leaves entries without one out of a
+    /// ticket request.
+    pub has_info: bool,
+    /// `Info/RestoreRequestRules`, when the key is present (an empty list when it is not
+    /// an array). They decide the `EPRO`/`ESEC`/… flags of the entry in a TSS request.
+    pub restore_request_rules: Option<Vec<RequestRule>>,
     /// `*-DownloadDigest` keys of a `BasebandFirmware` entry, by member prefix
     /// (`ACDB` for `ACDB-DownloadDigest`).
     pub download_digests: BTreeMap<String, Vec<u8>>,
@@ -286,14 +516,19 @@ impl ManifestComponent {
             path: info_str("Path"),
             img4_payload_type: info_str("Img4PayloadType"),
             hash_method: info_str("HashMethod"),
-            is_ftab: info
-                .and_then(|i| i.get("IsFTAB"))
-                .and_then(Value::as_boolean)
-                .unwrap_or(false),
-            has_restore_request_rules: info.is_some_and(|i| i.contains_key("RestoreRequestRules")),
+            is_ftab: info.and_then(|i| i.get("IsFTAB")).is_some_and(plist_bool),
+            has_info: entry.contains_key("Info"),
+            restore_request_rules: info
+                .and_then(|i| i.get("RestoreRequestRules"))
+                .map(RequestRule::list),
             download_digests,
             tss_fields,
         }
+    }
+
+    /// Whether the manifest marks the entry `Trusted`, read as libtatsu reads it.
+    pub fn is_trusted(&self) -> bool {
+        self.tss_fields.get("Trusted").is_some_and(plist_bool)
     }
 
     /// The digest algorithm, from the digest length (the rule verified on real files),
@@ -306,6 +541,51 @@ impl ManifestComponent {
                 .as_deref()
                 .and_then(DigestAlgorithm::from_hash_method),
         }
+    }
+}
+
+/// One of an entry's `Info/RestoreRequestRules`: when every condition holds for the
+/// device, the actions set flags (`EPRO`, `ESEC`, `DPRO`, `DSEC`) on the entry of the
+/// ticket request. Conditions name device properties (`ApRawProductionMode`,
+/// `ApRequiresImage4`, `ApDemotionPolicyOverride`, …); see `signing::tss` for how they are
+/// evaluated (libtatsu's `tss_entry_apply_restore_request_rules`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRule {
+    /// `Conditions`, in manifest order (empty when absent or not a dictionary: such a rule
+    /// always applies, as in libtatsu).
+    pub conditions: Vec<(String, Value)>,
+    /// `Actions` whose value is a boolean (libtatsu ignores the others).
+    pub actions: Vec<(String, bool)>,
+    /// Whether the rule is a dictionary at all (libtatsu: a rule that is not has no
+    /// actions, whatever its conditions).
+    pub is_dict: bool,
+}
+
+impl RequestRule {
+    fn list(value: &Value) -> Vec<RequestRule> {
+        let Some(rules) = value.as_array() else {
+            return Vec::new();
+        };
+        rules
+            .iter()
+            .map(|rule| {
+                let dict = rule.as_dictionary();
+                let pairs = |key: &str| {
+                    dict.and_then(|d| d.get(key))
+                        .and_then(Value::as_dictionary)
+                        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_else(Vec::new)
+                };
+                RequestRule {
+                    conditions: pairs("Conditions"),
+                    actions: pairs("Actions")
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v.as_boolean()?)))
+                        .collect(),
+                    is_dict: dict.is_some(),
+                }
+            })
+            .collect()
     }
 }
 

@@ -1,29 +1,19 @@
-//! The report of one check: the JSON document (schema 1, field names are a contract
-//! documented in the README), the verdict and exit code derived from the checks, and
-//! the human rendering (verdict first, then only what failed and what to do).
-
-use std::fmt::Write as _;
+//! The report of one check: the JSON document (schema 2, field names are a contract
+//! documented in the README). The checks' data sections are filled by `check`; the
+//! verdict, exit code and predicted restore error come from [`crate::judge`] alone, and
+//! the words from `crate::render`.
 
 use serde::Serialize;
 
 use crate::digest::DigestAlgorithm;
 use crate::exit::ExitCode;
-use crate::signing::{SigningCheck, SigningStatus};
-use crate::verify::{ComponentFinding, ComponentStatus, EntryDamage};
+pub use crate::judge::Verdict;
+use crate::judge::{judge, Finding, Judgement};
+use crate::signing::SigningCheck;
+use crate::verify::{ComponentFinding, EntryDamage};
 
 /// The JSON schema version; bump when a field changes meaning or disappears.
-pub const SCHEMA: u32 = 1;
-
-/// Overall answer to "can I restore with this file now?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Ready,
-    NotReady,
-    /// Nothing failed, but something could not be established (signing unknown,
-    /// check interrupted).
-    Unknown,
-}
+pub const SCHEMA: u32 = 2;
 
 /// Status of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +21,9 @@ pub enum Verdict {
 pub enum CheckStatus {
     Ok,
     Fail,
+    /// Something worth saying that decides nothing (a third party's checksum that differs
+    /// from a file whose every CRC and component digest verified).
+    Warn,
     Skipped,
 }
 
@@ -52,11 +45,20 @@ pub struct Report {
     pub checks: Checks,
     /// The Finder/iTunes error a restore with this file would end in, e.g. `"14"`.
     pub predicted_restore_error: Option<String>,
+    /// What failed, with what to do, in restore order of discovery (from `findings`).
     pub problems: Vec<Problem>,
+    /// What is worth saying but fails nothing (unverifiable components, `--quick`, an
+    /// advisory checksum, signing not checked).
+    pub notes: Vec<Problem>,
+    /// The typed findings everything above is judged from.
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FirmwareFacts {
+    /// `iOS`, `iPadOS`, `tvOS`, `watchOS`, `macOS`, … (from the manifest's product types).
+    pub platform: String,
     pub product_version: String,
     pub build: String,
     pub supported_product_types: Vec<String>,
@@ -124,16 +126,36 @@ pub struct ChecksumCheck {
     pub actual: Option<String>,
     /// `user` (--sha1/--sha256) or `ipsw.me`.
     pub source: Option<String>,
+    /// What the comparison means, in a sentence (e.g. "matches the SHA-1 Apple published
+    /// (via ipsw.me)").
+    pub message: Option<String>,
 }
 
-/// One thing that is wrong, and what to do about it.
+/// One finding in words: what is wrong (or worth saying), and what to do about it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
+    /// The finding's kind (`component_missing`, `not_for_device`, …: [`Finding`]).
+    pub kind: String,
     /// The check that found it: `file`, `archive`, `compatibility`, `components`,
     /// `checksum`, `signing`.
     pub check: String,
     pub message: String,
     pub hint: Option<String>,
+}
+
+impl Problem {
+    fn of(finding: &Finding) -> Problem {
+        let kind = serde_json::to_value(finding)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        Problem {
+            kind,
+            check: finding.check().to_owned(),
+            message: finding.message(),
+            hint: finding.hint(),
+        }
+    }
 }
 
 impl Checks {
@@ -161,6 +183,7 @@ impl Checks {
                 expected: None,
                 actual: None,
                 source: None,
+                message: None,
             },
             signing: SigningCheck::skipped(reason),
         }
@@ -168,333 +191,75 @@ impl Checks {
 }
 
 impl Report {
-    /// Derive the exit code, verdict and predicted restore error from the checks and
-    /// problems. `unreadable` marks a file that is not a readable IPSW (exit 3);
-    /// `interrupted` a check stopped by the user.
-    pub fn conclude(&mut self, unreadable: bool, interrupted: bool) {
-        let c = &self.checks;
-        let mut codes = Vec::new();
-        let mut errors: Vec<(ExitCode, Option<&'static str>)> = Vec::new();
-        let mut note = |code: ExitCode, error: Option<&'static str>| {
-            codes.push(code);
-            errors.push((code, error));
-        };
-        if unreadable {
-            note(ExitCode::NotAnIpsw, None);
+    /// An empty report for `file`: no facts, every check skipped, no findings.
+    pub fn new(file: String, checks: Checks) -> Report {
+        Report {
+            schema: SCHEMA,
+            file,
+            size: None,
+            bytes_fetched: None,
+            verdict: Verdict::NotReady,
+            exit_code: 0,
+            firmware: None,
+            device: None,
+            identity: None,
+            checks,
+            predicted_restore_error: None,
+            problems: Vec::new(),
+            notes: Vec::new(),
+            findings: Vec::new(),
         }
-        if c.compatibility.status == CheckStatus::Fail {
-            note(ExitCode::WrongDevice, None);
-        }
-        if c.archive.status == CheckStatus::Fail {
-            note(ExitCode::ArchiveDamaged, Some("14"));
-        }
-        if c.components.status == CheckStatus::Fail {
-            let missing = c
-                .components
-                .items
-                .iter()
-                .any(|i| i.status == ComponentStatus::Missing);
-            note(
-                ExitCode::ComponentFailure,
-                Some(if missing { "11" } else { "14" }),
-            );
-        }
-        if c.checksum.status == CheckStatus::Fail {
-            note(ExitCode::ChecksumMismatch, Some("14"));
-        }
-        // A hosts-file redirect of gs.apple.com fails the restore's signing step with
-        // 3194 whatever Apple would answer: same class as "not signed".
-        if !c.signing.hosts_redirects.is_empty() {
-            note(ExitCode::NotSigned, Some("3194"));
-        }
-        match c.signing.status {
-            SigningStatus::NotSigned => note(ExitCode::NotSigned, Some("3194")),
-            SigningStatus::Unknown => note(ExitCode::SigningUnknown, None),
-            SigningStatus::Signed | SigningStatus::Skipped => {}
-        }
-        if interrupted {
-            codes.push(ExitCode::Interrupted);
-        }
-        let code = ExitCode::first_in_restore_order(codes);
-        // The error a restore would end in is that of the first problem it meets; a
-        // file for another device is refused before any numbered error.
-        let restore_error = errors
+    }
+
+    /// Add a finding (call [`Report::conclude`] afterwards).
+    pub fn add(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    /// Judge the findings: exit code, verdict, predicted restore error, and the words of
+    /// `problems`/`notes`. The only way a report gets a verdict.
+    pub fn conclude(&mut self) -> Judgement {
+        let j = judge(&self.findings);
+        self.exit_code = j.exit.code();
+        self.verdict = j.verdict;
+        self.predicted_restore_error = j.predicted_restore_error.map(str::to_owned);
+        self.problems = self
+            .findings
             .iter()
-            .find(|(c, _)| *c == code)
-            .and_then(|(_, e)| *e);
-        self.exit_code = code.code();
-        self.verdict = match code {
-            ExitCode::Ready => Verdict::Ready,
-            ExitCode::SigningUnknown | ExitCode::Interrupted => Verdict::Unknown,
-            _ => Verdict::NotReady,
-        };
-        self.predicted_restore_error = restore_error.map(str::to_owned);
+            .filter(|f| !f.is_note())
+            .map(Problem::of)
+            .collect();
+        self.notes = self
+            .findings
+            .iter()
+            .filter(|f| f.is_note())
+            .map(Problem::of)
+            .collect();
+        j
+    }
+
+    /// The judge's full answer (scan status, the file's own restore error).
+    pub fn judgement(&self) -> Judgement {
+        judge(&self.findings)
+    }
+
+    /// The JSON document (`--json`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The human report (`crate::render::human`).
+    pub fn render(&self, verbose: bool) -> String {
+        crate::render::human::render(self, verbose)
+    }
+
+    /// The human report's first line: the answer.
+    pub fn headline(&self) -> String {
+        crate::render::human::headline(self)
     }
 
     /// The exit code as the enum.
     pub fn exit(&self) -> ExitCode {
         ExitCode::from_code(self.exit_code).unwrap_or(ExitCode::NotAnIpsw)
     }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serializes")
-    }
-
-    /// The human report: the verdict on the first line, then what failed and what to
-    /// do, grouped by check; `verbose` adds every check and every component.
-    pub fn render(&self, verbose: bool) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "{}", self.headline());
-        let mut groups: Vec<(&str, Vec<&Problem>)> = Vec::new();
-        for p in &self.problems {
-            match groups.iter_mut().find(|(check, _)| *check == p.check) {
-                Some((_, list)) => list.push(p),
-                None => groups.push((&p.check, vec![p])),
-            }
-        }
-        const SHOWN: usize = 8;
-        for (check, list) in &groups {
-            let in_headline = (self.exit() == ExitCode::NotAnIpsw && *check == "file")
-                || (self.headline_is_first_problem()
-                    && list.len() == 1
-                    && std::ptr::eq(list[0], &self.problems[0]));
-            if in_headline {
-                // The headline already says it.
-            } else if list.len() == 1 {
-                let _ = writeln!(out, "  ✗ {check}: {}", list[0].message);
-            } else {
-                let _ = writeln!(out, "  ✗ {check}: {} problems", list.len());
-                let limit = if verbose { list.len() } else { SHOWN };
-                for p in list.iter().take(limit) {
-                    let _ = writeln!(out, "      {}", p.message);
-                }
-                if list.len() > limit {
-                    let _ = writeln!(
-                        out,
-                        "      … and {} more (-v lists them all)",
-                        list.len() - limit
-                    );
-                }
-            }
-            let mut hints: Vec<&str> = Vec::new();
-            for h in list.iter().filter_map(|p| p.hint.as_deref()) {
-                if !hints.contains(&h) {
-                    hints.push(h);
-                }
-            }
-            for h in hints {
-                let _ = writeln!(out, "    → {h}");
-            }
-        }
-        if self.checks.signing.status == SigningStatus::Skipped
-            && self.checks.archive.status != CheckStatus::Skipped
-        {
-            let _ = writeln!(
-                out,
-                "  note: signing was not checked ({})",
-                self.checks.signing.message
-            );
-        }
-        if let Some(fetched) = self.bytes_fetched {
-            let size = self
-                .size
-                .map(|n| format!(" of this {} file", crate::remote::human_bytes(n)))
-                .unwrap_or_default();
-            let quick = if self.checks.components.status == CheckStatus::Skipped
-                && self.firmware.is_some()
-                && !matches!(self.exit(), ExitCode::NotAnIpsw | ExitCode::Interrupted)
-            {
-                " (the zip directory and manifests; nothing was hashed)"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "  note: read {}{size} over HTTP{quick}",
-                crate::remote::human_bytes(fetched)
-            );
-        }
-        if verbose {
-            let firmware = self.firmware_label();
-            self.render_details(&mut out, &firmware);
-        }
-        out
-    }
-
-    fn firmware_label(&self) -> String {
-        match &self.firmware {
-            Some(f) => format!(
-                "iOS {} ({}){}",
-                f.product_version,
-                f.build,
-                if f.beta { ", beta" } else { "" }
-            ),
-            None => String::new(),
-        }
-    }
-
-    /// Whether the headline of a damaged file is its first problem: the file could not
-    /// be opened at all (no firmware facts), or it changed during the check.
-    fn headline_is_first_problem(&self) -> bool {
-        self.exit() == ExitCode::ArchiveDamaged
-            && (self.firmware.is_none() || self.problems.first().is_some_and(|p| p.check == "file"))
-    }
-
-    /// One line that answers the user's question.
-    pub fn headline(&self) -> String {
-        let name = file_name(&self.file);
-        let device = self
-            .device
-            .as_ref()
-            .map(|d| format!("{} ({})", d.name, d.product_type));
-        let target = device
-            .as_ref()
-            .map(|d| format!(" for the {d}"))
-            .unwrap_or_default();
-        let firmware = self.firmware_label();
-        let first_problem = self
-            .problems
-            .first()
-            .map(|p| p.message.as_str())
-            .unwrap_or("");
-        match self.exit() {
-            ExitCode::Ready => match &device {
-                Some(d) => format!("READY: {name} ({firmware}) can restore the {d}"),
-                None => format!("READY: {name} ({firmware}) is intact"),
-            },
-            ExitCode::NotAnIpsw => format!("NOT READY: {first_problem}"),
-            // A file that is cut off or changed under the check: the reason is the news.
-            ExitCode::ArchiveDamaged if self.headline_is_first_problem() => {
-                format!("NOT READY: {first_problem}")
-            }
-            ExitCode::WrongDevice => format!(
-                "NOT READY: {name} ({firmware}) is not for the {}: Finder would refuse it as \"not compatible\"",
-                device.unwrap_or_default()
-            ),
-            ExitCode::NotSigned if self.checks.signing.status != SigningStatus::NotSigned => format!(
-                "NOT READY: {name}{target}: the hosts file redirects gs.apple.com, so a restore would fail with error 3194"
-            ),
-            ExitCode::NotSigned => format!(
-                "NOT READY: Apple no longer signs {firmware}{target}: a restore would fail with error 3194"
-            ),
-            ExitCode::SigningUnknown => format!(
-                "UNKNOWN: {name} ({firmware}) passed the local checks{target}, but whether Apple signs it is unknown"
-            ),
-            ExitCode::Interrupted => format!("UNKNOWN: the check of {name} was interrupted"),
-            _ => match &self.predicted_restore_error {
-                Some(e) => format!("NOT READY: {name}{target}: a restore would fail with error {e}"),
-                None => format!("NOT READY: {name}{target}"),
-            },
-        }
-    }
-
-    fn render_details(&self, out: &mut String, firmware: &str) {
-        let _ = writeln!(out, "details:");
-        let c = &self.checks;
-        let status = |s: CheckStatus| match s {
-            CheckStatus::Ok => "ok",
-            CheckStatus::Fail => "FAIL",
-            CheckStatus::Skipped => "skipped",
-        };
-        if let Some(f) = &self.firmware {
-            let _ = writeln!(
-                out,
-                "  firmware:      {firmware}, for {}",
-                f.supported_product_types.join(", ")
-            );
-        }
-        if let Some(d) = &self.device {
-            let _ = writeln!(
-                out,
-                "  device:        {} ({}), board {}",
-                d.name,
-                d.product_type,
-                d.boards.join(" + ")
-            );
-        }
-        if let Some(i) = &self.identity {
-            let _ = writeln!(
-                out,
-                "  identity:      {}",
-                i.variant.as_deref().unwrap_or("(no variant)")
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  archive:       {} ({} entries, {} CRC-checked, {} CRC failures)",
-            status(c.archive.status),
-            c.archive.entries,
-            c.archive.crc_checked,
-            c.archive.crc_failures
-        );
-        let _ = writeln!(
-            out,
-            "  compatibility: {} {}",
-            status(c.compatibility.status),
-            c.compatibility.message
-        );
-        let mut counts = std::collections::BTreeMap::new();
-        for item in &c.components.items {
-            *counts.entry(item.status).or_insert(0usize) += 1;
-        }
-        let summary: Vec<String> = counts
-            .iter()
-            .map(|(s, n)| format!("{n} {}", component_status_name(*s)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  components:    {} ({})",
-            status(c.components.status),
-            summary.join(", ")
-        );
-        let _ = writeln!(out, "  checksum:      {}", status(c.checksum.status));
-        let _ = writeln!(
-            out,
-            "  signing:       {:?} {}",
-            c.signing.status, c.signing.message
-        );
-        if !c.components.items.is_empty() {
-            let _ = writeln!(out, "  components:");
-            let width = c
-                .components
-                .items
-                .iter()
-                .map(|i| i.name.len() + i.board.as_ref().map_or(0, |b| b.len() + 3))
-                .max()
-                .unwrap_or(0);
-            for item in &c.components.items {
-                let label = match &item.board {
-                    Some(b) => format!("{} [{b}]", item.name),
-                    None => item.name.clone(),
-                };
-                let _ = writeln!(
-                    out,
-                    "    {:<12} {label:<width$}  {}{}",
-                    component_status_name(item.status),
-                    item.path.as_deref().unwrap_or("-"),
-                    item.reason
-                        .as_deref()
-                        .map(|r| format!("  ({r})"))
-                        .unwrap_or_default(),
-                );
-            }
-        }
-    }
-}
-
-fn component_status_name(s: ComponentStatus) -> &'static str {
-    match s {
-        ComponentStatus::Ok => "ok",
-        ComponentStatus::Mismatch => "mismatch",
-        ComponentStatus::Missing => "missing",
-        ComponentStatus::Skipped => "skipped",
-        ComponentStatus::Unverifiable => "unverifiable",
-    }
-}
-
-fn file_name(path: &str) -> &str {
-    std::path::Path::new(path)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(path)
 }

@@ -15,19 +15,19 @@
 //! | manifest digests of no known length | 0, components `unverifiable` |
 //! | non-UTF-8 entry names | 0 (harmless: shown with U+FFFD) |
 
-mod robust_support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ipswcheck::check::{self, Progress};
-use ipswcheck::fixture::{IpswSpec, ZipOptions};
 use ipswcheck::report::Report;
 use ipswcheck::verify::ComponentStatus;
+use ipswcheck_fixture::{IpswSpec, ZipOptions};
 use plist::{Dictionary, Value};
-use robust_support::*;
+
+use crate::util::robust::*;
+use crate::util::seeds;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -955,7 +955,7 @@ fn manifests_of_the_wrong_shape_are_exit_3_with_the_key() {
         assert_eq!(o.code, Some(3), "{what}: {}", o.stdout);
         assert!(o.headline().contains("BuildManifest.plist"), "{}", o.stdout);
     }
-    // An identity list with nothing for the device: not for this device.
+    // An identity list with no restore identity restores nothing: not a restore IPSW.
     let mut m = manifest.clone();
     m.insert("BuildIdentities".into(), Value::Array(vec![]));
     let o = manifest_case(
@@ -964,7 +964,12 @@ fn manifests_of_the_wrong_shape_are_exit_3_with_the_key() {
         "no identities",
         &xml(&Value::Dictionary(m)),
     );
-    assert_eq!(o.code, Some(20), "{}", o.stdout);
+    assert_eq!(o.code, Some(3), "{}", o.stdout);
+    assert!(
+        o.headline().contains("is not a restore IPSW"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
@@ -1272,7 +1277,8 @@ fn the_binary_survives_a_file_cut_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = big_stored(dir.path());
     let size = std::fs::metadata(&path).unwrap().len();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ipswcheck"))
+    let mut bin = crate::util::ipswcheck();
+    let mut child = bin
         .args([
             path.to_str().unwrap(),
             "--device",

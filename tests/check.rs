@@ -2,8 +2,6 @@
 //! is ready; each kind of damage gets its own exit code, message and predicted restore
 //! error; flags and output formats behave as documented.
 
-mod support;
-
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -11,12 +9,13 @@ use std::path::{Path, PathBuf};
 use ipswcheck::check::ExpectedChecksum;
 use ipswcheck::digest::{to_hex, DigestAlgorithm};
 use ipswcheck::exit::ExitCode;
-use ipswcheck::fixture::{IpswSpec, PlistFormat};
 use ipswcheck::report::{CheckStatus, Verdict};
 use ipswcheck::verify::ComponentStatus;
-use support::*;
+use ipswcheck_fixture::{IpswSpec, PlistFormat};
 
-fn build(spec: &IpswSpec, dir: &Path, name: &str) -> (PathBuf, ipswcheck::fixture::FixtureLayout) {
+use crate::util::*;
+
+fn build(spec: &IpswSpec, dir: &Path, name: &str) -> (PathBuf, ipswcheck_fixture::FixtureLayout) {
     let path = dir.join(name);
     let layout = spec.build(&path).expect("build fixture");
     (path, layout)
@@ -193,8 +192,14 @@ fn wrong_device_is_exit_20_and_names_the_file_s_devices() {
     assert!(msg.contains("iPhone 7 (Global) (iPhone9,1)"), "{msg}");
     assert!(msg.contains("iPhone X (GSM) (iPhone10,6)"), "{msg}");
     assert!(report.predicted_restore_error.is_none());
-    // The integrity checks still ran and passed: the file serves other devices.
-    assert_eq!(report.checks.components.status, CheckStatus::Ok);
+    // One problem, not the file's component list; no other board's identity is shown.
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind, "not_for_device");
+    assert!(report.identity.is_none());
+    assert_eq!(report.checks.components.status, CheckStatus::Skipped);
+    assert!(report.checks.components.items.is_empty());
+    // Every entry's CRC-32 was still checked.
+    assert!(report.checks.archive.crc_checked > 0);
 }
 
 #[test]
@@ -412,7 +417,7 @@ fn json_report_follows_the_documented_contract() {
     ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["schema"], 1);
+    assert_eq!(v["schema"], 2);
     assert_eq!(v["verdict"], "ready");
     assert_eq!(v["exit_code"], 0);
     assert_eq!(v["size"], std::fs::metadata(&path).unwrap().len());
@@ -491,7 +496,7 @@ fn devices_lists_matching_rows() {
 }
 
 /// A one-identity manifest for iPhone9,3 whose components are `(name, path, digest)`.
-fn tiny_manifest(components: &[(&str, &str, Vec<u8>)]) -> Vec<u8> {
+pub fn tiny_manifest(components: &[(&str, &str, Vec<u8>)]) -> Vec<u8> {
     use plist::{Dictionary, Value};
     let mut manifest = Dictionary::new();
     for (name, path, digest) in components {

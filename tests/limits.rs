@@ -18,13 +18,12 @@
 //! `IPSWCHECK_LIMITS_SCALE` says otherwise. It is built once, in a temporary directory,
 //! and deleted when the test ends.
 
-mod robust_support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipswcheck::fixture::IpswSpec;
-use robust_support::*;
+use ipswcheck_fixture::IpswSpec;
+
+use crate::util::robust::*;
 
 /// Address space allowed on top of the file's size.
 const ALLOWANCE: u64 = 400 << 20;

@@ -7,56 +7,29 @@
 //! the reason, never "signed" or "not signed", and the whole run ends within
 //! `--timeout` plus one second.
 
-mod robust_support;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use robust_support::*;
+use crate::util::http::{self, Server};
+use crate::util::robust::*;
 
 /// The `--timeout` of every case, in seconds.
 const TIMEOUT: f64 = 2.0;
 
-/// Serve every connection to a fresh loopback port on its own thread with `handler`.
+/// Serve every connection to a fresh loopback port on its own thread with `handler`
+/// (the bare connection of the one loopback server, [`Server::raw`]), until the test
+/// process ends.
 fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handler = Arc::new(handler);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let handler = Arc::clone(&handler);
-            std::thread::spawn(move || handler(stream));
-        }
-    });
-    addr
+    Server::raw(handler).detach()
 }
 
-/// Read one HTTP request (head and a Content-Length body); its path.
+/// Read one HTTP request (head and a Content-Length body); its target.
 fn read_request(stream: &mut impl Read) -> Option<String> {
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first).ok()?;
-    let path = first.split_whitespace().nth(1)?.to_owned();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(path)
+    http::read_request(stream).map(|r| r.url)
 }
 
 struct Setup {

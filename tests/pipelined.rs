@@ -2,18 +2,17 @@
 //! inflates, the others hash) reports exactly what the one-core pass reports, for good
 //! and damaged files, whatever the number of workers. No timing here: BENCHMARKS.md.
 
-mod support;
-
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use ipswcheck::check::ExpectedChecksum;
 use ipswcheck::digest::DigestAlgorithm;
-use ipswcheck::fixture::IpswSpec;
 use ipswcheck::report::{CheckStatus, Report, Verdict};
 use ipswcheck::verify::ComponentStatus;
-use support::*;
+use ipswcheck_fixture::IpswSpec;
+
+use crate::util::*;
 
 /// The benchmark preset at a scale where the OS image (~19 MB, deflated) is above the
 /// pipelining threshold and dominates the rest of the file.

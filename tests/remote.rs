@@ -1,12 +1,8 @@
 //! Issue 7: checking an IPSW on a web server before downloading it, and `fetch`, the
-//! verifying downloader. A real HTTP server on 127.0.0.1 (tests/remote_support) serves
+//! verifying downloader. A real HTTP server on 127.0.0.1 (`util::remote`) serves
 //! generated IPSWs with Range, If-Range and ETag support — or without range support, or
 //! cutting a body off midway — and a second loopback server plays Apple's TSS server and
-//! ipsw.me (tests/signing_support). No test touches the internet.
-
-mod remote_support;
-mod signing_support;
-mod support;
+//! ipsw.me (`util::signing`). No test touches the internet.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,13 +11,15 @@ use std::time::Instant;
 use ipswcheck::check::{CheckOptions, Progress};
 use ipswcheck::device;
 use ipswcheck::digest::{to_hex, DigestAlgorithm};
-use ipswcheck::fixture::{FixtureLayout, IpswSpec, Method};
 use ipswcheck::manifest::RestoreBehavior;
 use ipswcheck::remote::{self, FetchOptions};
 use ipswcheck::report::Report;
-use remote_support::FileServer;
-use signing_support::{signed_body, status_body, FakeServer, Reply, NOT_ELIGIBLE};
-use support::run_env;
+use ipswcheck_fixture::{FixtureLayout, IpswSpec, Method};
+
+use crate::util;
+use crate::util::remote::FileServer;
+use crate::util::run_env;
+use crate::util::signing::{signed_body, status_body, FakeServer, Reply, NOT_ELIGIBLE};
 
 /// Signing served by a loopback TSS/ipsw.me stand-in.
 struct Apple {
@@ -73,7 +71,7 @@ impl Apple {
             behavior: RestoreBehavior::Erase,
             quick: false,
             expected: None,
-            signing: signing_support::server_options(&self.server, None),
+            signing: util::signing::server_options(&self.server, None),
         }
     }
 
@@ -233,7 +231,9 @@ fn remote_check_through_the_cli_reports_the_url_size_and_bytes_fetched() {
     let apple = Apple::signed();
     let (code, v, err) = run_json(&[&url, "--device", "iPhone9,3"], &apple);
     assert_eq!(code, 0, "{v:#}{err}");
-    assert_eq!(v["verdict"], "ready");
+    // Nothing was hashed: structure, model and signing only, and the verdict says so.
+    assert_eq!(v["verdict"], "structure_ok");
+    assert_eq!(v["notes"][0]["kind"], "contents_not_verified");
     assert_eq!(v["file"], url.as_str());
     assert_eq!(v["size"], size);
     let fetched = v["bytes_fetched"].as_u64().unwrap();
@@ -254,11 +254,12 @@ fn remote_check_through_the_cli_reports_the_url_size_and_bytes_fetched() {
     let (code, out, _) = run_env(&refs, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.starts_with("READY: iPhone_4.7_P3_15.8_19H370_Restore.ipsw"),
+        out.starts_with("STRUCTURE OK: iPhone_4.7_P3_15.8_19H370_Restore.ipsw")
+            && out.contains("only the zip directory and manifests were read"),
         "{out}"
     );
     assert!(
-        out.contains("over HTTP") && out.contains("nothing was hashed"),
+        out.contains("over HTTP") && out.contains("contents not verified"),
         "{out}"
     );
 }
@@ -381,7 +382,7 @@ fn server_ignoring_range_is_refused_without_downloading() {
     let message = v["problems"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("does not support range requests")
-            && message.contains("will not download 1.05 GB"),
+            && message.contains("will not download 998.0 MiB"),
         "{message}"
     );
     assert!(v["problems"][0]["hint"].as_str().unwrap().contains("curl"));
@@ -433,7 +434,7 @@ fn offline_refuses_urls() {
     assert!(err.contains("offline"), "{err}");
     assert!(files.log().is_empty());
     // The library refuses too, with a report.
-    let mut options = support::options(None);
+    let mut options = util::options(None);
     options.signing.offline = true;
     let report = remote::check_url(&url, &options, None);
     assert_eq!(report.exit_code, 3);
@@ -494,6 +495,36 @@ fn fetch_of_a_good_file_ends_with_a_verified_identical_copy() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("fw.ipsw")]);
+}
+
+/// ipsw.me publishing a wrong SHA-1 (it has: Legacy-iOS-Kit #302) must not make `fetch`
+/// throw away a download whose every CRC and component digest verified.
+#[test]
+fn fetch_keeps_an_intact_file_when_ipswme_publishes_another_sha1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let sha1 = sha1_hex(&path);
+    let files = FileServer::start();
+    let url = files.serve("iPhone_4.7_P3_15.8_19H370_Restore.ipsw", &path);
+    let apple = Apple::signed_with_sha1("0123456789012345678901234567890123456789");
+    let dest = dir.path().join("out").join("fw.ipsw");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let (code, v, err) = run_json(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+        ],
+        &apple,
+    );
+    assert_eq!(code, 0, "{v:#}{err}");
+    assert_eq!(v["verdict"], "ready");
+    assert_eq!(v["checks"]["checksum"]["status"], "warn");
+    assert_eq!(v["checks"]["components"]["status"], "ok");
+    assert_eq!(sha1_hex(&dest), sha1, "the file is kept, whole");
 }
 
 /// The medium fixture with one byte of its (stored) root filesystem DMG flipped.
@@ -844,7 +875,7 @@ fn scan_urls_surveys_a_catalogue_remotely() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["path"], good.as_str());
     assert_eq!(rows[0]["file"], good.as_str());
-    assert_eq!(rows[0]["verdict"], "ready");
+    assert_eq!(rows[0]["verdict"], "structure_ok");
     assert!(rows[0]["bytes_fetched"].as_u64().unwrap() < 100_000);
     let unreadable = &v["summary"]["unreadable"][0];
     assert_eq!(unreadable["path"], gone.as_str());

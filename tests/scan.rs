@@ -3,10 +3,6 @@
 //! (nothing here touches the internet), the verified-results cache, concurrency,
 //! Ctrl-C and the exit codes.
 
-mod scan_support;
-mod signing_support;
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipswcheck::digest::{to_hex, DigestAlgorithm};
-use ipswcheck::fixture::IpswSpec;
 use ipswcheck::scan::{self, FileStatus, ScanOptions, ScanProgress, ScanResult};
-use scan_support::LoopbackServer;
+use ipswcheck_fixture::IpswSpec;
 use serde_json::Value;
-use signing_support::{signed_body, status_body, Reply, NOT_ELIGIBLE};
+
+use crate::util;
+use crate::util::http::Server;
+use crate::util::signing::{signed_body, status_body, Reply, NOT_ELIGIBLE};
 
 // The generated library, relative to the folder that holds `lib`.
 /// iOS 15.8 (19H370) for iPhone9,1 + iPhone9,3: intact, signed.
@@ -129,7 +127,7 @@ impl Library {
         let os = layout.entry(&IpswSpec::a9_sample().os_dmg).unwrap();
         flip_byte(&lib.path(CRC), os.data_offset + os.compressed_size / 2);
 
-        support::zip_entries(
+        util::zip_entries(
             &p(PHOTOS_ZIP),
             &[
                 ("IMG_0001.JPG", vec![0xFF; 3000]),
@@ -192,13 +190,13 @@ impl Library {
     }
 
     /// A loopback Apple + ipsw.me: TSS signs everything but the unsigned build.
-    fn server(&self) -> LoopbackServer {
+    fn server(&self) -> Server {
         let refused = self.unsigned_ubids();
         let bodies: BTreeMap<String, String> = ["iPhone9,1", "iPhone9,3", "iPhone8,1"]
             .into_iter()
             .map(|pt| (pt.to_owned(), self.ipswme_body(pt)))
             .collect();
-        LoopbackServer::start(move |r| {
+        Server::start(move |r| {
             if r.is_tss() {
                 let ubid = r
                     .plist()
@@ -229,7 +227,7 @@ impl Library {
 }
 
 /// Arguments pointing the binary at `server` and a private cache.
-fn network_args(server: &LoopbackServer, cache: &Path) -> Vec<String> {
+fn network_args(server: &Server, cache: &Path) -> Vec<String> {
     vec![
         "--tss-url".into(),
         server.tss_url(),
@@ -245,19 +243,7 @@ fn network_args(server: &LoopbackServer, cache: &Path) -> Vec<String> {
 }
 
 fn run_in(dir: &Path, args: &[String]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ipswcheck"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("IPSWCHECK_TSS_URL")
-        .env_remove("IPSWCHECK_API_URL")
-        .env_remove("IPSWCHECK_CACHE_DIR")
-        .output()
-        .expect("run ipswcheck");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    util::run_in(Some(dir), args, &[])
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -312,7 +298,7 @@ fn a_generated_library_is_scanned_row_by_row_with_a_recommendation() {
     );
     for (path, row) in &rows {
         // Each row is the single-file document plus `path` and `scan`.
-        assert_eq!(row["schema"], 1, "{path}");
+        assert_eq!(row["schema"], 2, "{path}");
         assert_eq!(row["file"], path.as_str());
         for key in [
             "verdict",
@@ -423,7 +409,7 @@ fn a_generated_library_is_scanned_row_by_row_with_a_recommendation() {
     assert_eq!(summary["ipsw_files"], 8);
     assert_eq!(
         summary["counts"],
-        serde_json::json!({"ok": 5, "damaged": 1, "incomplete": 1, "unsigned": 1,
+        serde_json::json!({"ok": 5, "damaged": 1, "incomplete": 1, "not_restorable": 0, "unsigned": 1,
                            "signing_unknown": 0, "interrupted": 0})
     );
     assert_eq!(paths_of(&summary["damaged"]), vec![CRC]);
@@ -528,7 +514,7 @@ fn a_generated_library_is_scanned_row_by_row_with_a_recommendation() {
 
 /// Library-level scan options: offline, private verified cache.
 fn offline_options(paths: Vec<PathBuf>, cache: &Path, device: Option<&str>) -> ScanOptions {
-    let mut check = support::options(device);
+    let mut check = util::options(device);
     check.signing.cache_dir = Some(cache.to_path_buf());
     let mut o = ScanOptions::new(paths, check);
     o.jobs = 2;
@@ -659,16 +645,17 @@ fn two_concurrent_scans_leave_a_valid_cache() {
         &cache.path().display().to_string(),
     ]);
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ipswcheck"))
+        let mut bin = util::ipswcheck();
+        let child = bin
             .current_dir(lib.root.path())
             .args(&a)
-            .env_remove("IPSWCHECK_CACHE_DIR")
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        (child, bin)
     };
     let (one, two) = (spawn(), spawn());
-    for child in [one, two] {
+    for (child, _home) in [one, two] {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         let (rows, _) = parse_ndjson(&String::from_utf8_lossy(&out.stdout));
@@ -699,9 +686,9 @@ fn the_recommendation_says_why_no_file_restores_the_device() {
     let lib = Library::build();
     let server = lib.server();
     let cache = tempfile::tempdir().unwrap();
-    let signing = signing_support::options(server.tss_url(), server.api_url(), Some(cache.path()));
+    let signing = util::signing::options(server.tss_url(), server.api_url(), Some(cache.path()));
     let options = |paths: Vec<PathBuf>, device: &str| {
-        let mut check = support::options(Some(device));
+        let mut check = util::options(Some(device));
         check.signing = signing.clone();
         ScanOptions::new(paths, check)
     };
@@ -780,20 +767,53 @@ fn exit_codes_of_a_scan() {
 
 #[test]
 fn unreadable_folders_are_reported_and_skipped() {
-    if unsafe { libc::geteuid() } == 0 {
-        eprintln!("SKIPPED: permissions do not apply to root");
-        return;
-    }
+    use std::os::unix::fs::PermissionsExt;
     let lib = Library::build();
     let private = lib.path("lib/private");
     std::fs::create_dir(&private).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o000)).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let r = scan_lib(&offline_options(vec![lib.path("lib")], cache.path(), None));
+    if unsafe { libc::geteuid() } != 0 {
+        let r = scan_lib(&offline_options(vec![lib.path("lib")], cache.path(), None));
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(r.summary.unreadable.len(), 1);
+        assert_eq!(r.summary.ipsw_files, 8);
+        return;
+    }
+    // Root reads anything, and CI runs as root: scan with the binary as `nobody`, in a
+    // library it may enter, so the permission bites as it would for a user.
+    for dir in [lib.root.path(), cache.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let lib_arg = lib.path("lib").display().to_string();
+    let cache_arg = cache.path().display().to_string();
+    let o = util::robust::run_limited(
+        &[
+            "scan",
+            &lib_arg,
+            "--offline",
+            "--format",
+            "ndjson",
+            "--cache-dir",
+            &cache_arg,
+        ],
+        &util::robust::Limits {
+            wall: Some(Duration::from_secs(60)),
+            uid: Some(65534),
+            ..Default::default()
+        },
+    );
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(r.summary.unreadable.len(), 1);
-    assert_eq!(r.summary.ipsw_files, 8);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    let (_, summary) = parse_ndjson(&o.stdout);
+    let unreadable = summary["unreadable"].as_array().expect("a list");
+    assert_eq!(unreadable.len(), 1, "{summary:#}");
+    assert!(
+        unreadable[0].to_string().contains("private"),
+        "{unreadable:?}"
+    );
+    assert_eq!(summary["ipsw_files"], 8, "{summary:#}");
+    assert_eq!(o.code, Some(1), "an unreadable folder fails the scan");
 }
 
 #[test]
@@ -809,7 +829,8 @@ fn ctrl_c_stops_promptly_and_prints_the_results_so_far() {
         .unwrap();
     }
     let cache = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ipswcheck"))
+    let mut bin = util::ipswcheck();
+    let child = bin
         .args([
             "scan",
             ".",
@@ -886,8 +907,8 @@ fn the_progress_counters_add_up() {
 }
 
 /// Not a test: writes the generated library to `$IPSWCHECK_DEMO_LIBRARY` (the README's
-/// scan example). `IPSWCHECK_DEMO_LIBRARY=/tmp/demo cargo test --release --test scan --
-/// --ignored demo_library`, then `cd /tmp/demo && ipswcheck scan lib --offline …`.
+/// scan example). `IPSWCHECK_DEMO_LIBRARY=/tmp/demo cargo test --release --test tests --
+/// --ignored scan::demo_library`, then `cd /tmp/demo && ipswcheck scan lib --offline …`.
 #[test]
 #[ignore]
 fn demo_library() {

@@ -4,8 +4,6 @@
 //! nothing here touches the internet. Tests reading `../shared` skip when it is absent
 //! (and fail when `CI=true`).
 
-mod signing_support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -15,7 +13,8 @@ use ipswcheck::signing::{
     Reachability, SigningCheck, SigningError, SigningOptions, SigningSession, SigningStatus,
 };
 use plist::{Dictionary, Value};
-use signing_support::*;
+
+use crate::util::signing::*;
 
 const BUILD: &str = "19E241";
 const PRODUCT: &str = "iPhone9,3";
@@ -127,7 +126,10 @@ fn signed_answer_gives_signed_and_the_request_is_what_apple_expects() {
         .filter(|(_, v)| v.as_dictionary().is_some())
         .map(|(k, _)| k.as_str())
         .collect();
-    assert_eq!(components, BTreeSet::from(["AOP", "OS", "ftap", "iBSS"]));
+    assert_eq!(
+        components,
+        BTreeSet::from(["AOP", "OS", "SEP", "ftap", "iBSS"])
+    );
     assert!(
         !req.keys()
             .any(|k| k.starts_with("Bb") || k.starts_with("Baseband")),
@@ -157,24 +159,30 @@ fn signed_answer_gives_signed_and_the_request_is_what_apple_expects() {
 }
 
 #[test]
-fn status_94_and_69_are_not_signed() {
-    for code in [94, 69] {
-        let server = tss_answer(status_body(code, NOT_ELIGIBLE));
-        let check = check_against(&server);
-        assert_eq!(
-            check.status,
-            SigningStatus::NotSigned,
-            "{code}: {}",
-            check.message
-        );
-        assert_eq!(check.tss_status, Some(code));
-        assert!(check.message.contains("3194"), "{}", check.message);
-        assert!(
-            check.message.contains("isn't eligible"),
-            "{}",
-            check.message
-        );
-    }
+fn status_94_is_not_signed_and_69_is_unknown() {
+    let server = tss_answer(status_body(94, NOT_ELIGIBLE));
+    let check = check_against(&server);
+    assert_eq!(check.status, SigningStatus::NotSigned, "{}", check.message);
+    assert_eq!(check.tss_status, Some(94));
+    assert!(check.message.contains("3194"), "{}", check.message);
+    assert!(
+        check.message.contains("isn't eligible"),
+        "{}",
+        check.message
+    );
+
+    // 69 carries the same words, but every documented 69 was a signed build whose
+    // request lacked keys (idevicerestore #598, #532): never "not signed".
+    let server = tss_answer(status_body(69, NOT_ELIGIBLE));
+    let check = check_against(&server);
+    assert_eq!(check.status, SigningStatus::Unknown, "{}", check.message);
+    assert_eq!(check.tss_status, Some(69));
+    assert!(
+        check.message.contains("not a signing verdict"),
+        "{}",
+        check.message
+    );
+    assert!(!check.message.contains("3194"), "{}", check.message);
 }
 
 #[test]
@@ -349,18 +357,19 @@ fn a_ticket_containing_amp_is_signed() {
 }
 
 #[test]
-fn ipswme_disagreeing_is_said_and_tss_wins() {
-    // Apple refuses, ipsw.me still says signed.
+fn ipswme_disagreeing_is_a_dispute_or_said() {
+    // Apple refuses, ipsw.me still says signed: neither decides.
     let server = FakeServer::apple_and_ipswme(
         Reply::ok(status_body(94, NOT_ELIGIBLE)),
         Reply::ok(ipswme_body(PRODUCT, BUILD, true, SHA1_HEX)),
     );
     let check = check_against(&server);
-    assert_eq!(check.status, SigningStatus::NotSigned);
+    assert_eq!(check.status, SigningStatus::Disputed, "{}", check.message);
     assert_eq!(check.ipswme_signed, Some(true));
     assert!(
-        check.message.contains("ipsw.me disagrees"),
-        "{}",
+        check.message.contains("Apple's signing server refused")
+            && check.message.contains("ipsw.me lists"),
+        "both sources are named: {}",
         check.message
     );
     assert_eq!(check.ipswme_sha1.as_deref().map(<[u8]>::len), Some(20));
@@ -795,4 +804,85 @@ fn defaults_are_apples_servers_and_ten_seconds() {
     if cfg!(unix) {
         assert_eq!(defaults.hosts_file, std::path::Path::new("/etc/hosts"));
     }
+}
+
+/// Apple's server is shared: a check asks about at most two identities at a time (peers
+/// ask one at a time), however many boards a file has.
+#[test]
+fn at_most_two_tss_queries_are_in_flight() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (now, max, total) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    {
+        let (now, max, total) = (now.clone(), max.clone(), total.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(6) {
+                let mut stream = stream.unwrap();
+                let (now, max, total) = (now.clone(), max.clone(), total.clone());
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 65536];
+                    // Read the headers and the announced body.
+                    loop {
+                        let n = stream.read(&mut buf).unwrap_or(0);
+                        seen.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&seen).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if seen.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    let inflight = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(inflight, Ordering::SeqCst);
+                    total.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(150));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let body = signed_body();
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+    }
+    let boards: Vec<(String, u32, u32)> = (0..6).map(|i| (format!("x{i}ap"), 0x8010, i)).collect();
+    let boards: Vec<(&str, u32, u32)> = boards
+        .iter()
+        .map(|(c, a, b)| (c.as_str(), *a, *b))
+        .collect();
+    let m = synthetic_manifest(BUILD, PRODUCT, &boards);
+    let ids: Vec<&BuildIdentity> = m.identities.iter().collect();
+    let mut opts = options(
+        format!("http://{addr}/TSS/controller?action=2"),
+        format!("http://{}/v4", refused_addr()),
+        None,
+    );
+    opts.timeout = Duration::from_secs(10);
+    let check = check_signing(&m, &ids, Some(PRODUCT), &opts);
+    assert_eq!(check.status, SigningStatus::Signed, "{}", check.message);
+    assert_eq!(total.load(Ordering::SeqCst), 6, "every board asked");
+    let max = max.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&max), "{max} queries in flight at once");
 }

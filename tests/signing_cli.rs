@@ -3,16 +3,16 @@
 //! (30 not signed, 31 unknown), predicted error 3194, the cache, and the hosts check.
 //! No test touches the internet.
 
-mod signing_support;
-mod support;
-
 use std::path::PathBuf;
 use std::time::Instant;
 
 use ipswcheck::digest::{to_hex, DigestAlgorithm};
-use ipswcheck::fixture::IpswSpec;
-use signing_support::{signed_body, status_body, FakeServer, Reply, SilentServer, NOT_ELIGIBLE};
-use support::run_env;
+use ipswcheck_fixture::IpswSpec;
+
+use crate::util::run_env;
+use crate::util::signing::{
+    signed_body, status_body, FakeServer, Reply, SilentServer, NOT_ELIGIBLE,
+};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -175,17 +175,167 @@ fn a_silent_server_ends_within_the_timeout() {
     );
 }
 
+/// ipsw.me's SHA-1 is a third party's number (it has been wrong: Legacy-iOS-Kit #302,
+/// idevicerestore #462): on a file whose every CRC and component digest verified, a
+/// difference is a warning, never exit 12. Only the user's own checksum decides.
 #[test]
-fn ipswme_checksum_mismatch_is_exit_12() {
+fn ipswme_checksum_that_differs_is_a_warning_and_the_users_decides() {
     let s = setup();
-    let server = FakeServer::apple_and_ipswme(
-        Reply::ok(signed_body()),
-        ipswme(true, "0000000000000000000000000000000000000000"),
-    );
+    let wrong = "0000000000000000000000000000000000000000";
+    let server = FakeServer::apple_and_ipswme(Reply::ok(signed_body()), ipswme(true, wrong));
     let (code, v, _) = run_check(&s, &server.tss_url(), &server.api_url(), &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["verdict"], "ready");
+    let checksum = &v["checks"]["checksum"];
+    assert_eq!(checksum["status"], "warn");
+    assert_eq!(checksum["source"], "ipsw.me");
+    assert_eq!(checksum["actual"], s.sha1);
+    let message = checksum["message"].as_str().unwrap();
+    assert!(
+        message.contains("differs from ipsw.me's published SHA-1"),
+        "{message}"
+    );
+    assert!(v["predicted_restore_error"].is_null());
+
+    // The human report says it as a warning, under a READY verdict.
+    let (code, out, _) = run_env(
+        &[
+            s.ipsw.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+            "--tss-url",
+            &server.tss_url(),
+            "--api-url",
+            &server.api_url(),
+            "--cache-dir",
+            s.cache.to_str().unwrap(),
+            "--hosts-file",
+            s.hosts.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("READY"), "{out}");
+    assert!(
+        out.contains("warning: checksum:") && out.contains("every CRC"),
+        "{out}"
+    );
+
+    // The same wrong number given by the user is exit 12.
+    let (code, v, _) = run_check(&s, &server.tss_url(), &server.api_url(), &["--sha1", wrong]);
     assert_eq!(code, 12, "{v:#}");
     assert_eq!(v["checks"]["checksum"]["status"], "fail");
-    assert_eq!(v["checks"]["checksum"]["actual"], s.sha1);
+    assert_eq!(v["checks"]["checksum"]["source"], "user");
+    assert_eq!(v["predicted_restore_error"], "14");
+}
+
+#[test]
+fn ipswme_checksum_that_matches_is_named_as_apples() {
+    let s = setup();
+    let server = FakeServer::apple_and_ipswme(Reply::ok(signed_body()), ipswme(true, &s.sha1));
+    let (code, v, _) = run_check(&s, &server.tss_url(), &server.api_url(), &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        v["checks"]["checksum"]["message"],
+        "the file's SHA-1 matches the SHA-1 Apple published (via ipsw.me)"
+    );
+}
+
+/// Apple refuses (94) while ipsw.me says signed: exit 31, both named, and the refusal is
+/// not cached, so the next check asks Apple again.
+#[test]
+fn a_disputed_answer_is_exit_31_and_never_cached() {
+    let s = setup();
+    let server = FakeServer::apple_and_ipswme(
+        Reply::ok(status_body(94, NOT_ELIGIBLE)),
+        ipswme(true, &s.sha1),
+    );
+    for round in 1..=2 {
+        let (code, v, _) = run_check(&s, &server.tss_url(), &server.api_url(), &[]);
+        assert_eq!(code, 31, "{v:#}");
+        assert_eq!(v["verdict"], "unknown");
+        assert_eq!(v["checks"]["signing"]["status"], "disputed");
+        assert_eq!(v["checks"]["signing"]["cached"], false);
+        assert!(v["predicted_restore_error"].is_null());
+        let message = v["checks"]["signing"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("ipsw.me") && message.contains("refused"),
+            "{message}"
+        );
+        assert_eq!(server.tss_requests().len(), round, "asked Apple again");
+    }
+    let cached_tss = std::fs::read_dir(&s.cache)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("tss-")
+            })
+            .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(cached_tss, 0);
+}
+
+/// An answer without STATUS= (a CDN error page) is asked again, as libtatsu does.
+#[test]
+fn an_answer_without_status_is_asked_again() {
+    let s = setup();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let server = FakeServer::start(move |r| {
+        if r.is_tss() {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Reply::ok("<html><body>503 Service Temporarily Unavailable</body></html>")
+            } else {
+                Reply::ok(signed_body())
+            }
+        } else {
+            Reply::status(503)
+        }
+    });
+    let (code, v, _) = run_check(&s, &server.tss_url(), &server.api_url(), &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["checks"]["signing"]["status"], "signed");
+    assert_eq!(server.tss_requests().len(), 2);
+
+    // A status, whatever it is, is Apple's word: never asked again.
+    let server = FakeServer::apple_and_ipswme(Reply::ok(status_body(100, "x")), Reply::status(503));
+    let (code, _, _) = run_check(&s, &server.tss_url(), &server.api_url(), &["--refresh"]);
+    assert_eq!(code, 31);
+    assert_eq!(server.tss_requests().len(), 1);
+}
+
+#[test]
+fn tss_dump_saves_every_request_and_answer() {
+    let s = setup();
+    let dump = s.cache.parent().unwrap().join("dump");
+    let server = FakeServer::apple_and_ipswme(Reply::ok(signed_body()), ipswme(true, &s.sha1));
+    let (code, _, _) = run_check(
+        &s,
+        &server.tss_url(),
+        &server.api_url(),
+        &["--tss-dump", dump.to_str().unwrap()],
+    );
+    assert_eq!(code, 0);
+    let mut names: Vec<String> = std::fs::read_dir(&dump)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("d101ap-8010-0c-") && names[0].ends_with(".request.plist"));
+    assert!(names[1].ends_with(".response.txt"));
+    // The saved request is exactly what the server received.
+    let sent = &server.tss_requests()[0].body;
+    assert_eq!(&std::fs::read(dump.join(&names[0])).unwrap(), sent);
+    let response = std::fs::read_to_string(dump.join(&names[1])).unwrap();
+    assert!(
+        response.starts_with("HTTP 200") && response.contains("STATUS=0"),
+        "{response}"
+    );
 }
 
 #[test]

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use ipswcheck::archive::Archive;
 use ipswcheck::digest::DigestAlgorithm;
-use ipswcheck::fixture::zipwriter::{zip_in_memory, Method, ZipOptions};
 use ipswcheck::img4::{self, Container};
 use ipswcheck::manifest::{BuildIdentity, IdentityInfo, ManifestComponent};
 use ipswcheck::verify::{self, ComponentStatus, VerifyOptions};
+use ipswcheck_fixture::zipwriter::{zip_in_memory, Method, ZipOptions};
 use libfuzzer_sys::fuzz_target;
 
 const PATH: &str = "Firmware/all_flash/sep-firmware.im4p";
@@ -55,7 +55,8 @@ fn component(name: &str, digest: Vec<u8>, retag: Option<&str>) -> ManifestCompon
         img4_payload_type: retag.map(str::to_owned),
         hash_method: None,
         is_ftab: false,
-        has_restore_request_rules: true,
+        has_info: true,
+        restore_request_rules: Some(Vec::new()),
         download_digests: Default::default(),
         tss_fields: Default::default(),
     }
@@ -100,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
             component("RestoreSEP", rsep, Some("rsep")),
             component("SEP", sep, None),
         ],
-        ap_tags: Default::default(),
+        tss: Default::default(),
     };
     let v = verify::verify(
         &archive,

@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
         SigningStatus::NotSigned => assert!(matches!(answer.status, Some(94 | 69))),
         SigningStatus::Unknown => {}
         SigningStatus::Skipped => panic!("a TSS answer is never 'skipped'"),
+        // A dispute needs ipsw.me's word too; Apple's answer alone never is one.
+        SigningStatus::Disputed => panic!("a TSS answer alone is never 'disputed'"),
     }
     if let Some(message) = &answer.message {
         assert!(message.chars().count() <= 300);

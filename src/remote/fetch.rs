@@ -36,7 +36,8 @@ use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failur
 use super::{RemoteError, RemoteFile, Validators};
 use crate::archive::Archive;
 use crate::check::{CheckOptions, OpenedIpsw, PreparedCheck, Progress};
-use crate::report::{CheckStatus, Problem, Report};
+use crate::judge::Finding;
+use crate::report::{CheckStatus, Report};
 use crate::signing::SigningSession;
 use crate::verify::{self, EntryDamage};
 
@@ -315,34 +316,37 @@ pub fn fetch(
                 Err(e) => Some(e.to_string()),
                 Ok(_) => None,
             };
-            let problem = match &damage {
-                Some(e) => Problem {
-                    check: "archive".into(),
-                    message: format!("{url}: {e}"),
-                    hint: Some("the file is corrupt: download it from elsewhere".into()),
-                },
+            match damage {
+                Some(e) => {
+                    report.checks.archive.status = CheckStatus::Fail;
+                    report.checks.archive.damage.push(EntryDamage {
+                        entry: String::new(),
+                        problem: e.clone(),
+                        crc: false,
+                    });
+                    report.findings.insert(
+                        0,
+                        Finding::ArchiveDamage {
+                            entry: String::new(),
+                            problem: format!("{url}: {e}"),
+                            crc: false,
+                        },
+                    );
+                }
                 // The same bytes parsed differently: never expected.
-                None => Problem {
-                    check: "file".into(),
-                    message: format!(
-                        "{url}: the end of the file, written to {}, does not read back as the same zip directory",
-                        part_path.display()
-                    ),
-                    hint: Some("report this as a bug in ipswcheck".into()),
-                },
-            };
-            report.problems.insert(0, problem);
-            if let Some(e) = damage {
-                report.checks.archive.status = CheckStatus::Fail;
-                report.checks.archive.damage.push(EntryDamage {
-                    entry: String::new(),
-                    problem: e,
-                    crc: false,
-                });
-                report.conclude(false, false);
-            } else {
-                report.conclude(true, false);
+                None => report.findings.insert(
+                    0,
+                    Finding::NotDownloaded {
+                        message: format!(
+                            "{url}: the end of the file, written to {}, does not read back as \
+                             the same zip directory",
+                            part_path.display()
+                        ),
+                        hint: "report this as a bug in ipswcheck".into(),
+                    },
+                ),
             }
+            report.conclude();
             return Ok(FetchOutcome::stopped(report));
         }
     };
@@ -439,15 +443,15 @@ pub fn fetch(
                 false,
             ),
         };
-        report.problems.insert(
+        report.findings.insert(
             0,
-            Problem {
-                check: "file".into(),
-                message,
-                hint: Some(hint),
+            if interrupted {
+                Finding::Interrupted { message }
+            } else {
+                Finding::NotDownloaded { message, hint }
             },
         );
-        report.conclude(!interrupted, interrupted);
+        report.conclude();
         fix_remote_report(&mut report, url, Some(&remote));
         if keep_part {
             outcome.partial = Some(part_path);
@@ -473,12 +477,12 @@ pub fn fetch(
             problem: e.to_string(),
             crc: false,
         });
-        report.problems.push(Problem {
-            check: "archive".into(),
-            message: format!("{url}: {e}"),
-            hint: Some("the file is corrupt: download it from elsewhere".into()),
+        report.add(Finding::ArchiveDamage {
+            entry: String::new(),
+            problem: format!("{url}: {e}"),
+            crc: false,
         });
-        report.conclude(false, false);
+        report.conclude();
     }
     fix_remote_report(&mut report, url, Some(&remote));
     drop(local);
@@ -489,15 +493,14 @@ pub fn fetch(
         match publish(&part_path, dest) {
             Ok(()) => outcome.saved = Some(dest.to_path_buf()),
             Err(e) => {
-                report.problems.push(Problem {
-                    check: "file".into(),
+                report.add(Finding::NotDownloaded {
                     message: format!(
                         "the verified download could not be renamed to {}: {e}",
                         dest.display()
                     ),
-                    hint: Some(format!("it is in {}", part_path.display())),
+                    hint: format!("it is in {}", part_path.display()),
                 });
-                report.conclude(true, false);
+                report.conclude();
                 outcome.partial = Some(part_path);
             }
         }

@@ -27,6 +27,7 @@ use std::path::Path;
 
 use crate::archive::{Archive, ArchiveError, Entry, EntryError, EntryStream};
 use crate::check::{self, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, MAX_PLIST_BYTES};
+use crate::judge::Finding;
 use crate::manifest::{BuildManifest, RestorePlist};
 use crate::report::Report;
 use crate::signing::{SigningCheck, SigningSession};
@@ -45,27 +46,7 @@ const MIN_FETCH: u64 = 64 << 10;
 /// an entry so that one request usually suffices.
 const LOCAL_EXTRA_SLACK: u64 = 1024;
 
-/// `1.07 GB`, `412 kB`, `980 bytes` (decimal units, as download tools show them).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if n < 1000 {
-        return format!("{n} bytes");
-    }
-    let mut value = n as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let digits = if value >= 100.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.digits$} {}", UNITS[unit])
-}
+pub(crate) use crate::render::human_bytes;
 
 /// Check the IPSW at `url` without downloading it: device, identity, presence of every
 /// component file and signing (quick mode whatever `options.quick` says: nothing is
@@ -195,9 +176,12 @@ pub(crate) fn unreadable(url: &str, options: &CheckOptions, error: &OpenError) -
         Some(_) => "check the URL and the connection, then try again",
         None => return report,
     };
-    for p in &mut report.problems {
-        p.hint = Some(hint.into());
+    for f in &mut report.findings {
+        if let Finding::NotAnIpsw { hint: h, .. } = f {
+            *h = hint.into();
+        }
     }
+    report.conclude();
     report
 }
 
@@ -213,6 +197,12 @@ pub(crate) fn fix_remote_report(report: &mut Report, url: &str, remote: Option<&
             item.reason = Some("present; not hashed (remote check)".into());
         }
     }
+    for f in &mut report.findings {
+        if let Finding::ContentsNotVerified { remote } = f {
+            *remote = true;
+        }
+    }
+    report.conclude();
 }
 
 fn to_open_error(e: RemoteError) -> OpenError {
@@ -417,14 +407,6 @@ impl Seek for RangeReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(980), "980 bytes");
-        assert_eq!(human_bytes(412_345), "412 kB");
-        assert_eq!(human_bytes(1_073_741_824), "1.07 GB");
-        assert_eq!(human_bytes(12_300_000), "12.3 MB");
-    }
 
     #[test]
     fn end_record_needs_its_comment_to_reach_the_end() {

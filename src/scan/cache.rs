@@ -1,10 +1,11 @@
 //! The verified-results cache: a file whose verification completed is not hashed again
 //! while it is unchanged.
 //!
-//! - **Key**: (device, inode, size, mtime in ns) of the file, the tool version, and the
-//!   options that change what is verified: the boards asked about (or "every customer
-//!   identity") and Erase/Update. Any change of the file (a copy over it, a `touch`, a
-//!   resumed download) changes the key, so a stale answer is never served.
+//! - **Key**: (device, inode, size, mtime in ns) of the file, the tool version, the
+//!   [`RULES_VERSION`], and the options that change what is verified: the boards asked
+//!   about (or "every customer identity") and Erase/Update. Any change of the file (a copy
+//!   over it, a `touch`, a resumed download) changes the key, so a stale answer is never
+//!   served; a corrected digest rule (a new `RULES_VERSION`) re-verifies every file.
 //! - **What is stored**: the verification findings (component items, damaged entries,
 //!   entries CRC-checked, whole-file digests) — exactly what a report needs that only
 //!   hashing can give. The report itself is rebuilt from the file (its directory and
@@ -36,6 +37,16 @@ use super::walk::FileStat;
 /// Bumped when the entry format changes; other versions are misses.
 const FORMAT: u32 = 1;
 
+/// The version of the verification rules and of the report schema a cached result was
+/// computed under; part of every [`CacheKey`], so an entry of another version is a miss
+/// and the file is verified again.
+///
+/// Bump it when a verification rule changes (a digest rule of FIRMWARE.md §3, what is
+/// hashed or skipped, what counts as damage) or when the report schema changes
+/// (`report::SCHEMA`, now 2): a cached verdict must never outlive the rule that gave it,
+/// even within one release, when the tool version stays the same.
+pub const RULES_VERSION: u32 = 2;
+
 /// What must be equal for a cached verification to be reused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
@@ -44,6 +55,8 @@ pub struct CacheKey {
     pub size: u64,
     pub mtime_ns: i64,
     pub tool_version: String,
+    /// [`RULES_VERSION`] when the entry was computed.
+    pub rules_version: u32,
     /// Boards asked about, sorted; empty: every customer identity.
     pub boards: Vec<String>,
     /// `erase` or `update`.
@@ -60,6 +73,7 @@ impl CacheKey {
             size: stat.size,
             mtime_ns: stat.mtime_ns,
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            rules_version: RULES_VERSION,
             boards,
             behavior: match behavior {
                 RestoreBehavior::Erase => "erase",
@@ -377,5 +391,42 @@ mod tests {
             })
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn another_rules_version_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerifiedCache::new(dir.path().join("verified"));
+        let v = verification();
+        // Verified under an older rules version: the same file (same stat, same options)
+        // checked by this build must not be served the old answer.
+        let old = CacheKey {
+            rules_version: RULES_VERSION - 1,
+            ..key(10)
+        };
+        cache.put(&old, Path::new("a.ipsw"), &v).unwrap();
+        assert!(cache.get(&old, &[]).is_some(), "its own version hits");
+        assert_eq!(key(10).rules_version, RULES_VERSION);
+        assert_ne!(cache.file(&old), cache.file(&key(10)), "another entry file");
+        assert!(
+            cache.get(&key(10), &[]).is_none(),
+            "a new rules version misses"
+        );
+        // Even an old entry found under the new key's name is a miss.
+        std::fs::copy(cache.file(&old), cache.file(&key(10))).unwrap();
+        assert!(cache.get(&key(10), &[]).is_none());
+        // And an entry written before the rules version was part of the key (no
+        // `rules_version` at all) is a miss, not an error.
+        let mut legacy: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache.file(&old)).unwrap()).unwrap();
+        legacy["key"]
+            .as_object_mut()
+            .unwrap()
+            .remove("rules_version");
+        std::fs::write(cache.file(&key(10)), serde_json::to_vec(&legacy).unwrap()).unwrap();
+        assert!(cache.get(&key(10), &[]).is_none());
+        // The new version's own entry hits again.
+        cache.put(&key(10), Path::new("a.ipsw"), &v).unwrap();
+        assert!(cache.get(&key(10), &[]).is_some());
     }
 }

@@ -51,7 +51,6 @@
 
 pub mod cache;
 mod display;
-mod output;
 pub mod schedule;
 pub mod walk;
 
@@ -68,9 +67,9 @@ use crate::archive::{Archive, ArchiveError};
 use crate::check::{self, CheckOptions, OpenError, OpenedIpsw, PreparedCheck};
 use crate::digest::{to_hex, DigestAlgorithm};
 use crate::exit::ExitCode;
+use crate::judge::Finding;
 use crate::report::{CheckStatus, Report};
 use crate::signing::{SigningCheck, SigningSession, SigningStatus};
-use crate::verify::ComponentStatus;
 
 pub use cache::{CacheKey, VerifiedCache};
 pub use display::draw_progress;
@@ -124,51 +123,7 @@ impl ScanOptions {
     }
 }
 
-/// What a scan says about one IPSW.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileStatus {
-    /// Every check asked for passed (signed, or signing not asked).
-    Ok,
-    /// Corrupt: CRC failure, broken directory, component or whole-file digest mismatch,
-    /// unreadable manifest. A restore fails (usually error 14).
-    Damaged,
-    /// Not all there: truncated download, components missing (error 11), or the file
-    /// changed while it was read (still being written).
-    Incomplete,
-    /// Intact, but Apple no longer signs it (error 3194).
-    Unsigned,
-    /// Intact, but whether Apple signs it could not be found out.
-    SigningUnknown,
-    /// The check was stopped by Ctrl-C before it finished.
-    Interrupted,
-}
-
-impl FileStatus {
-    pub const ALL: [FileStatus; 6] = [
-        FileStatus::Ok,
-        FileStatus::Damaged,
-        FileStatus::Incomplete,
-        FileStatus::Unsigned,
-        FileStatus::SigningUnknown,
-        FileStatus::Interrupted,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FileStatus::Ok => "ok",
-            FileStatus::Damaged => "damaged",
-            FileStatus::Incomplete => "incomplete",
-            FileStatus::Unsigned => "unsigned",
-            FileStatus::SigningUnknown => "signing_unknown",
-            FileStatus::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn is_failure(self) -> bool {
-        self != FileStatus::Ok
-    }
-}
+pub use crate::judge::FileStatus;
 
 /// One IPSW of the library, checked.
 #[derive(Debug, Clone)]
@@ -192,26 +147,54 @@ pub struct FileResult {
 }
 
 /// The Finder/iTunes error the file's own damage causes on a device it is for: the
-/// report's `predicted_restore_error`, except that a report for another `--device`
-/// has none (Finder refuses it first), so it is derived from the checks.
+/// report's `predicted_restore_error`, except that a report for another `--device` has
+/// none (Finder refuses it first), so the judge names the file's own.
 pub fn restore_error(report: &Report) -> Option<String> {
-    if let Some(e) = &report.predicted_restore_error {
-        return Some(e.clone());
-    }
-    let c = &report.checks;
-    let missing = c
-        .components
-        .items
-        .iter()
-        .any(|i| i.status == ComponentStatus::Missing);
-    if c.archive.status == CheckStatus::Fail {
-        Some("14".into())
-    } else if c.components.status == CheckStatus::Fail {
-        Some(if missing { "11" } else { "14" }.into())
-    } else if c.checksum.status == CheckStatus::Fail {
-        Some("14".into())
-    } else {
-        None
+    let j = report.judgement();
+    j.predicted_restore_error
+        .or(j.own_restore_error)
+        .map(str::to_owned)
+}
+
+/// One file as `json`/`ndjson` print it: the single-file document plus `path` and the
+/// scan's facts.
+#[derive(Serialize)]
+pub struct Row<'a> {
+    path: String,
+    #[serde(flatten)]
+    report: &'a Report,
+    scan: RowScan<'a>,
+}
+
+#[derive(Serialize)]
+struct RowScan<'a> {
+    status: FileStatus,
+    cached: bool,
+    hashed: bool,
+    fingerprint: Option<&'a str>,
+    for_device: Option<bool>,
+    duplicate_of: Option<&'a str>,
+    intact_copy: Option<&'a str>,
+    /// The error the file's own damage causes (see [`restore_error`]).
+    restore_error: Option<String>,
+}
+
+impl<'a> From<&'a FileResult> for Row<'a> {
+    fn from(f: &'a FileResult) -> Self {
+        Row {
+            path: f.path_str(),
+            report: &f.report,
+            scan: RowScan {
+                status: f.status,
+                cached: f.cached,
+                hashed: f.hashed,
+                fingerprint: f.fingerprint.as_deref(),
+                for_device: f.for_device,
+                duplicate_of: f.duplicate_of.as_deref(),
+                intact_copy: f.intact_copy.as_deref(),
+                restore_error: restore_error(&f.report),
+            },
+        }
     }
 }
 
@@ -235,11 +218,19 @@ impl FileResult {
         self.report.firmware.as_ref().is_some_and(|f| f.beta)
     }
 
-    /// `iOS 15.8 (19H370)`, `iOS 16.0 (20A5283p, beta)`.
+    /// `iOS 15.8 (19H370)`, `tvOS 17.0 (21J5273q, beta)`.
     fn label(&self) -> String {
+        let platform = self
+            .report
+            .firmware
+            .as_ref()
+            .map_or("iOS", |f| f.platform.as_str());
         match (self.version(), self.build()) {
             (Some(v), Some(b)) => {
-                format!("iOS {v} ({b}{})", if self.beta() { ", beta" } else { "" })
+                format!(
+                    "{platform} {v} ({b}{})",
+                    if self.beta() { ", beta" } else { "" }
+                )
             }
             _ => "unidentified".into(),
         }
@@ -249,25 +240,23 @@ impl FileResult {
     /// (not that it is for another device), for an unsigned one the signing answer;
     /// without the file's own path in front.
     pub fn problem(&self) -> Option<String> {
-        let wanted: &[&str] = match self.status {
-            FileStatus::Damaged | FileStatus::Incomplete | FileStatus::Interrupted => {
-                &["file", "archive", "components", "checksum"]
+        let findings = || self.report.findings.iter().filter(|f| !f.is_note());
+        let f = match self.status {
+            FileStatus::Damaged
+            | FileStatus::Incomplete
+            | FileStatus::Interrupted
+            | FileStatus::NotRestorable => {
+                findings().find(|f| f.is_damage() || f.check() == "file")
             }
-            FileStatus::Unsigned | FileStatus::SigningUnknown => &["signing"],
-            FileStatus::Ok => &[],
-        };
-        let problems = &self.report.problems;
-        let p = problems
-            .iter()
-            .find(|p| wanted.contains(&p.check.as_str()))
-            .or_else(|| problems.first())?;
+            FileStatus::Unsigned | FileStatus::SigningUnknown => {
+                findings().find(|f| f.check() == "signing")
+            }
+            FileStatus::Ok => None,
+        }
+        .or_else(|| findings().next())?;
+        let message = f.message();
         let prefix = format!("{}: ", self.path_str());
-        Some(
-            p.message
-                .strip_prefix(&prefix)
-                .unwrap_or(&p.message)
-                .to_owned(),
-        )
+        Some(message.strip_prefix(&prefix).unwrap_or(&message).to_owned())
     }
 
     fn listed(&self) -> Listed {
@@ -659,7 +648,7 @@ fn check_urls(options: &ScanOptions, ctx: &Ctx<'_>) -> Vec<Option<Outcome>> {
     reports
         .into_iter()
         .map(|report| {
-            let report = report?;
+            let mut report = report?;
             if report.exit() == ExitCode::NotAnIpsw {
                 let message = report
                     .problems
@@ -681,7 +670,7 @@ fn check_urls(options: &ScanOptions, ctx: &Ctx<'_>) -> Vec<Option<Outcome>> {
                 .then(|| report.checks.compatibility.status != CheckStatus::Fail);
             Some(Outcome::Row(Box::new(FileResult {
                 path: PathBuf::from(&report.file),
-                status: classify(&report, false, false),
+                status: classify(&mut report, false),
                 report,
                 cached: false,
                 hashed: false,
@@ -703,10 +692,10 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
         Ok(ipsw) => Arc::new(ipsw),
         Err(e) => {
             ctx.progress.replace_estimate(estimate, 0);
-            return open_failure(path, &e, ctx);
+            return open_failure(candidate, &e, ctx);
         }
     };
-    let prepared = PreparedCheck::new(&ipsw, &ctx.check);
+    let prepared = PreparedCheck::for_library(&ipsw, &ctx.check);
     let fingerprint = Some(fingerprint(&ipsw.archive));
     let for_device = ctx.check.device.is_some().then(|| prepared.is_compatible());
     let key = before
@@ -736,8 +725,8 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
     if let Some(verification) = cached {
         ctx.progress.replace_estimate(estimate, 0);
         let (signing, signing_interrupted) = signer.wait(ctx.cancel);
-        let report = prepared.finish_with(&verification, signing);
-        let status = classify(&report, false, signing_interrupted);
+        let mut report = prepared.finish_with(&verification, signing);
+        let status = classify(&mut report, signing_interrupted);
         return row(report, status, true, false);
     }
 
@@ -759,7 +748,7 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
         });
     }
     let (signing, signing_interrupted) = signer.wait(ctx.cancel);
-    let (report, verification) = prepared.finish_keeping(signing);
+    let (mut report, verification) = prepared.finish_keeping(signing);
     ctx.progress.end(id);
     ctx.hashed_bytes
         .fetch_add(done.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -774,11 +763,7 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
             let _ = cache.put(key, path, &verification);
         }
     }
-    let status = classify(
-        &report,
-        changed,
-        verification.cancelled || signing_interrupted,
-    );
+    let status = classify(&mut report, verification.cancelled || signing_interrupted);
     row(report, status, false, verification.hashed)
 }
 
@@ -829,7 +814,7 @@ fn start_signing(ipsw: &Arc<OpenedIpsw>, prepared: &PreparedCheck<'_>, ctx: &Ctx
     let check = Arc::clone(&ctx.check);
     let session = Arc::clone(&ctx.session);
     let spawned = std::thread::Builder::new().spawn(move || {
-        let prepared = PreparedCheck::new(&ipsw, &check);
+        let prepared = PreparedCheck::for_library(&ipsw, &check);
         let _ = tx.send(prepared.sign_with(&session));
     });
     match spawned {
@@ -839,12 +824,21 @@ fn start_signing(ipsw: &Arc<OpenedIpsw>, prepared: &PreparedCheck<'_>, ctx: &Ctx
     }
 }
 
-/// A file that did not open as an IPSW: skipped, unreadable, or a damaged IPSW.
-fn open_failure(path: &Path, error: &OpenError, ctx: &Ctx<'_>) -> Outcome {
-    let row = |status| {
+/// A file that did not open as an IPSW.
+///
+/// A file named on the command line, or named `*.ipsw`, is always a row with its exit
+/// code (an empty download, an HTML error page saved as `.ipsw`, a truncated file): the
+/// user expects it to be an IPSW, and saying nothing would call a broken library clean.
+/// Only files found while walking that neither look like an IPSW nor hold a manifest are
+/// skipped, and the summary counts them by reason.
+fn open_failure(candidate: &walk::Candidate, error: &OpenError, ctx: &Ctx<'_>) -> Outcome {
+    let path = &candidate.path;
+    let row = || {
+        let mut report = check::unreadable_report(path, &ctx.check, error);
+        let status = classify(&mut report, false);
         Outcome::Row(Box::new(FileResult {
             path: path.to_path_buf(),
-            report: check::unreadable_report(path, &ctx.check, error),
+            report,
             status,
             cached: false,
             hashed: false,
@@ -854,13 +848,8 @@ fn open_failure(path: &Path, error: &OpenError, ctx: &Ctx<'_>) -> Outcome {
             intact_copy: None,
         }))
     };
+    let expected_ipsw = candidate.explicit || has_ipsw_name(path);
     match error {
-        OpenError::Archive(ArchiveError::NotAZip) => Outcome::Skipped("not a zip archive".into()),
-        OpenError::Archive(ArchiveError::Empty) => Outcome::Skipped("empty file".into()),
-        OpenError::NoManifest => Outcome::Skipped("zip without BuildManifest.plist".into()),
-        OpenError::Archive(ArchiveError::IsDirectory | ArchiveError::NotRegularFile) => {
-            Outcome::Skipped("not a regular file (FIFO, socket or device)".into())
-        }
         OpenError::Archive(ArchiveError::NotFound) => Outcome::Unreadable(PathProblem {
             path: path.display().to_string(),
             error: "disappeared during the scan".into(),
@@ -869,30 +858,38 @@ fn open_failure(path: &Path, error: &OpenError, ctx: &Ctx<'_>) -> Outcome {
             path: path.display().to_string(),
             error: e.to_string(),
         }),
-        OpenError::Archive(e @ (ArchiveError::Truncated | ArchiveError::BrokenDirectory(_))) => {
+        _ if expected_ipsw => row(),
+        OpenError::Archive(ArchiveError::NotAZip) => Outcome::Skipped("not a zip archive".into()),
+        OpenError::Archive(ArchiveError::Empty) => Outcome::Skipped("empty file".into()),
+        OpenError::NoManifest => Outcome::Skipped("zip without BuildManifest.plist".into()),
+        OpenError::Archive(ArchiveError::IsDirectory | ArchiveError::NotRegularFile) => {
+            Outcome::Skipped("not a regular file (FIFO, socket or device)".into())
+        }
+        OpenError::Archive(ArchiveError::Truncated | ArchiveError::BrokenDirectory(_)) => {
             if looks_like_ipsw(path) {
-                row(if matches!(e, ArchiveError::Truncated) {
-                    FileStatus::Incomplete
-                } else {
-                    FileStatus::Damaged
-                })
+                row()
             } else {
                 Outcome::Skipped("damaged zip that is not recognisably an IPSW".into())
             }
         }
-        OpenError::ManifestUnreadable(_) | OpenError::Manifest(_) => row(FileStatus::Damaged),
+        _ => row(),
     }
+}
+
+/// `*.ipsw`, or a partial download of one (`….ipsw.part`, `….ipsw.download`).
+fn has_ipsw_name(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    name.ends_with(".ipsw") || name.contains(".ipsw.")
 }
 
 /// For a zip whose directory is gone (a cut-off download): is it an IPSW? Yes when
 /// its name says so (`.ipsw`, `.ipsw.part`, …) or when its first local headers name a
 /// manifest or IM4P firmware — read front to back, as far as the file goes.
 fn looks_like_ipsw(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if name.ends_with(".ipsw") || name.contains(".ipsw.") {
+    if has_ipsw_name(path) {
         return true;
     }
     local_header_names(path, 4096).iter().any(|n| {
@@ -982,52 +979,20 @@ fn fingerprint(archive: &Archive) -> String {
     to_hex(&DigestAlgorithm::Sha256.digest(&text)[..16])
 }
 
-/// The scan status of a report. `changed`: the file changed while it was read;
-/// `interrupted`: the check did not finish.
-fn classify(report: &Report, changed: bool, interrupted: bool) -> FileStatus {
-    let c = &report.checks;
-    if interrupted {
-        return FileStatus::Interrupted;
-    }
-    if changed {
-        return FileStatus::Incomplete;
-    }
-    let missing = c
-        .components
-        .items
+/// The scan status of a report, from the judge. `interrupted`: the check did not
+/// finish (Ctrl-C while hashing or waiting for Apple), which the report then says too.
+fn classify(report: &mut Report, interrupted: bool) -> FileStatus {
+    let said = report
+        .findings
         .iter()
-        .any(|i| i.status == ComponentStatus::Missing);
-    let mismatch = c
-        .components
-        .items
-        .iter()
-        .any(|i| i.status == ComponentStatus::Mismatch);
-    let truncated = c
-        .archive
-        .damage
-        .iter()
-        .any(|d| d.entry.is_empty() && d.problem.contains("truncated"));
-    let unreadable = report.firmware.is_none();
-    if truncated {
-        return FileStatus::Incomplete;
+        .any(|f| matches!(f, Finding::Interrupted { .. }));
+    if interrupted && !said {
+        report.add(Finding::Interrupted {
+            message: "the scan was interrupted before this file's check finished".into(),
+        });
+        report.conclude();
     }
-    if (c.archive.status == CheckStatus::Fail)
-        || mismatch
-        || c.checksum.status == CheckStatus::Fail
-        || unreadable
-    {
-        return FileStatus::Damaged;
-    }
-    if missing {
-        return FileStatus::Incomplete;
-    }
-    if c.signing.status == SigningStatus::NotSigned || !c.signing.hosts_redirects.is_empty() {
-        return FileStatus::Unsigned;
-    }
-    if c.signing.status == SigningStatus::Unknown {
-        return FileStatus::SigningUnknown;
-    }
-    FileStatus::Ok
+    report.judgement().file_status
 }
 
 /// Group intact files by (build, fingerprint); name the intact copy of damaged files.
@@ -1285,6 +1250,7 @@ fn recommend(
             },
             FileStatus::Incomplete => "incomplete".into(),
             FileStatus::Interrupted => "check interrupted".into(),
+            FileStatus::NotRestorable => "not a restore IPSW".into(),
             FileStatus::Ok => "ok".into(),
         }
     };

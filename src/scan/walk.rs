@@ -72,6 +72,9 @@ impl FileStat {
 pub struct Candidate {
     pub path: PathBuf,
     pub stat: FileStat,
+    /// Named on the command line (not found while walking a folder): such a file is
+    /// always a row of the scan, whatever it holds.
+    pub explicit: bool,
 }
 
 /// A path inside the library that could not be read.
@@ -136,7 +139,7 @@ impl Walker {
     }
 
     /// Classify `path` (reached inside the library) by its target's metadata.
-    fn visit(&mut self, path: PathBuf) {
+    fn visit(&mut self, path: PathBuf, explicit: bool) {
         let meta = match fs::metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -159,6 +162,7 @@ impl Walker {
                 self.walk.candidates.push(Candidate {
                     path,
                     stat: FileStat::of(&meta),
+                    explicit,
                 });
             } else {
                 self.walk.aliases += 1;
@@ -186,7 +190,7 @@ impl Walker {
         // Depth first, in name order: the same library always gives the same order.
         paths.sort();
         for path in paths.into_iter().rev() {
-            self.visit(path);
+            self.visit(path, false);
         }
     }
 }
@@ -223,7 +227,7 @@ pub fn walk(roots: &[PathBuf], cancel: &AtomicBool) -> Result<Walk, ScanError> {
                 w.walk.aliases += 1;
             }
         } else {
-            w.visit(root.clone());
+            w.visit(root.clone(), true);
         }
         while let Some(dir) = w.stack.pop() {
             if cancel.load(Ordering::Relaxed) {

@@ -101,6 +101,15 @@ impl SigningCache {
         })
     }
 
+    /// Forget the answer for `key` (a refusal that ipsw.me disputes must be asked again
+    /// next time, not served from the cache). A missing entry is not an error.
+    pub fn remove_tss(&self, key: &TssKey) -> std::io::Result<()> {
+        match std::fs::remove_file(self.tss_file(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Store a Signed/NotSigned answer; anything else is not written (returns `Ok(false)`).
     pub fn put_tss(
         &self,

@@ -5,6 +5,10 @@
 //! (FIRMWARE.md §5) — often because of a proxy. This report looks at those three things
 //! without guessing: the hosts file, one request to the TSS URL, and the proxy variables
 //! the HTTP stack will honour.
+//!
+//! A certificate that is not trusted is not a network problem: the server was reached and
+//! refused (FIRMWARE.md §4). It is reported as such, with the hint that matters on a
+//! network whose proxy inspects TLS: `--ca-file` with the proxy's root.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use serde::Serialize;
 
 use super::hosts::{hosts_redirects, HostsRedirect, TSS_HOST};
 use super::http::Http;
-use super::SigningOptions;
+use super::{SigningError, SigningOptions};
 
 /// What `doctor` found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,6 +41,9 @@ pub enum Reachability {
     Reachable { http_status: u16, latency_ms: u64 },
     /// No HTTP answer: connection, TLS or timeout failure.
     Unreachable { error: String },
+    /// The server was reached, but its certificate was refused: `error` is
+    /// "<host>'s certificate was not trusted: <reason>".
+    Untrusted { host: String, error: String },
     /// Offline mode: not tried.
     Skipped,
 }
@@ -73,7 +80,8 @@ pub fn doctor(opts: &SigningOptions) -> DoctorReport {
 }
 
 fn reach(opts: &SigningOptions) -> Reachability {
-    let http = match Http::new(super::http::is_loopback_url(&opts.tss_url)) {
+    let direct = super::http::is_loopback_url(&opts.tss_url);
+    let http = match Http::new(direct, opts.ca_file.as_deref()) {
         Ok(http) => http,
         Err(e) => {
             return Reachability::Unreachable {
@@ -89,6 +97,14 @@ fn reach(opts: &SigningOptions) -> Reachability {
         Ok(reply) => Reachability::Reachable {
             http_status: reply.status,
             latency_ms: u64::try_from(reply.elapsed.as_millis()).unwrap_or(u64::MAX),
+        },
+        Err(SigningError::Untrusted { host, reason }) => Reachability::Untrusted {
+            error: SigningError::Untrusted {
+                host: host.clone(),
+                reason,
+            }
+            .to_string(),
+            host,
         },
         Err(e) => Reachability::Unreachable {
             error: e.to_string(),
@@ -158,6 +174,15 @@ impl fmt::Display for DoctorReport {
                 f,
                 "TSS server  PROBLEM: {error}\n              a restore would fail with 3004/3014/17/1004/1013 until Apple's server is reachable"
             )?,
+            Reachability::Untrusted { host, error } => writeln!(
+                f,
+                "TSS server  PROBLEM: {error}\n              \
+                 this is not a network failure: {host} answered, but its certificate did not pass \
+                 verification (ipswcheck trusts the system's roots and Apple's own, and never \
+                 turns verification off)\n              \
+                 if a proxy or security software on this network inspects TLS, give its root \
+                 certificate with --ca-file PEM (or IPSWCHECK_CA_FILE)"
+            )?,
             Reachability::Skipped => writeln!(f, "TSS server  not tried (offline)")?,
         }
         if self.proxies.is_empty() {
@@ -174,6 +199,7 @@ impl fmt::Display for DoctorReport {
 
 #[cfg(test)]
 mod tests {
+    use super::super::DEFAULT_TSS_URL;
     use super::*;
 
     #[test]
@@ -196,6 +222,32 @@ mod tests {
         );
         assert_eq!(mask_password("proxy:3128"), "proxy:3128");
         assert_eq!(mask_password("http://bob@proxy/"), "http://bob@proxy/");
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_not_blamed_on_the_network() {
+        let report = DoctorReport {
+            hosts_file: PathBuf::from("/etc/hosts"),
+            hosts_redirects: Vec::new(),
+            hosts_error: None,
+            tss_url: DEFAULT_TSS_URL.to_owned(),
+            tss: Reachability::Untrusted {
+                host: "gs.apple.com".into(),
+                error: "gs.apple.com's certificate was not trusted: invalid peer certificate: \
+                        UnknownIssuer"
+                    .into(),
+            },
+            proxies: Vec::new(),
+        };
+        assert!(!report.healthy());
+        let text = report.to_string();
+        assert!(
+            text.contains("PROBLEM: gs.apple.com's certificate was not trusted"),
+            "{text}"
+        );
+        assert!(text.contains("not a network failure"), "{text}");
+        assert!(text.contains("--ca-file"), "{text}");
+        assert!(!text.contains("3004"), "{text}");
     }
 
     #[test]

@@ -11,11 +11,20 @@
 //!   never retried.
 //! - Bodies are read to at most [`MAX_BODY`] bytes: a broken or hostile server cannot make
 //!   us allocate without bound.
+//! - Trust: the platform's roots plus Apple's own roots, which gs.apple.com needs and the
+//!   Mozilla/Debian stores lack (FIRMWARE.md §4; see `tls.rs`), plus the user's
+//!   `--ca-file`. A certificate the verifier refuses is reported as exactly that,
+//!   "<host>'s certificate was not trusted: <reason>", never as a network failure, and is
+//!   not retried.
+//! - Redirects: at most [`MAX_REDIRECTS`], and never from https to plain http (that would
+//!   hand the answer to anyone on the path). Plain http is only ever used when the user
+//!   gave an http URL.
 
 use std::io::Read;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::SigningError;
+use super::{tls, SigningError};
 
 /// The largest answer we read. Real TSS answers are a few KiB and an ipsw.me device page a
 /// few hundred KiB.
@@ -24,6 +33,9 @@ pub(crate) const MAX_BODY: u64 = 8 * 1024 * 1024;
 const MAX_RETRIES: u32 = 2;
 /// Pause before retry n is `RETRY_PAUSE * n` (bounded by the time left).
 const RETRY_PAUSE: Duration = Duration::from_millis(150);
+/// Redirects followed in one request. TSS and ipsw.me answer directly; a few hops cover
+/// a moved endpoint, more is a loop.
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// An HTTP answer: any status, the (capped) body, and how long it took.
 #[derive(Debug)]
@@ -39,14 +51,24 @@ pub(crate) struct Http {
 
 impl Http {
     /// `direct`: ignore proxy variables (used when every endpoint is on loopback).
-    pub fn new(direct: bool) -> Result<Self, SigningError> {
-        let mut builder = reqwest::blocking::Client::builder();
+    /// `ca_file`: a PEM file of extra roots (`--ca-file`), trusted besides the platform's
+    /// roots and Apple's (see `tls.rs`).
+    pub fn new(direct: bool, ca_file: Option<&Path>) -> Result<Self, SigningError> {
+        let client_error = |e: &reqwest::Error| SigningError::Client(error_chain(e));
+        let mut anchors = Vec::new();
+        let roots = tls::extra_roots(ca_file).map_err(|e| SigningError::Client(e.to_string()))?;
+        for der in roots {
+            anchors.push(reqwest::Certificate::from_der(&der).map_err(|e| client_error(&e))?);
+        }
+        // Platform roots plus ours: reqwest hands both to rustls-platform-verifier
+        // (`Verifier::new_with_extra_roots`). Verification itself is never configurable.
+        let mut builder = reqwest::blocking::Client::builder()
+            .tls_certs_merge(anchors)
+            .redirect(redirect_policy());
         if direct {
             builder = builder.no_proxy();
         }
-        let client = builder
-            .build()
-            .map_err(|e| SigningError::Client(error_chain(&e)))?;
+        let client = builder.build().map_err(|e| client_error(&e))?;
         Ok(Http { client })
     }
 
@@ -99,6 +121,11 @@ impl Http {
             }
             match request.timeout(left).send() {
                 Ok(response) => return read_answer(url, response, start, timeout),
+                // The server's certificate or a redirect was refused: asking again
+                // gets the same answer.
+                Err(e) if untrusted_certificate(&e).is_some() || e.is_redirect() => {
+                    return Err(refusal(url, &e));
+                }
                 Err(e) => {
                     let transient = e.is_connect() || e.is_timeout();
                     last_error = Some(e);
@@ -156,6 +183,100 @@ fn read_answer(
     })
 }
 
+/// The redirect policy of every signing request: at most [`MAX_REDIRECTS`] hops, none
+/// from https to http.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() != "https"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            let from = attempt
+                .previous()
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let message = format!(
+                "refused a redirect from {from} to {}: ipswcheck never follows a redirect \
+                 from https to plain http",
+                attempt.url()
+            );
+            attempt.error(message)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            let first = attempt
+                .previous()
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let message = format!(
+                "{first} redirected more than {MAX_REDIRECTS} times (the last time to {}); \
+                 giving up",
+                attempt.url()
+            );
+            attempt.error(message)
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The rustls error of a certificate the verifier refused, anywhere in `e`'s sources.
+///
+/// The handshake error reaches us as an `io::Error` wrapping an `io::Error` wrapping
+/// `rustls::Error`; an `io::Error`'s `source()` skips the error it wraps, so each one is
+/// opened with `get_ref` instead.
+pub(crate) fn untrusted_certificate<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls).filter(|tls| is_certificate_error(tls));
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => err.source(),
+            },
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// Whether a rustls error is about the peer's certificate (as opposed to, say, a
+/// protocol error or an unexpected message).
+fn is_certificate_error(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+    )
+}
+
+/// A refused certificate or redirect, in words: `"<host>'s certificate was not trusted:
+/// <rustls reason>"`, or the redirect policy's reason.
+fn refusal(url: &str, e: &reqwest::Error) -> SigningError {
+    if let Some(tls) = untrusted_certificate(e) {
+        // The host whose certificate it was: after a redirect, not necessarily `url`'s.
+        let host = e
+            .url()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .or_else(|| {
+                reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| url.to_owned());
+        return SigningError::Untrusted {
+            host,
+            reason: tls.to_string(),
+        };
+    }
+    SigningError::Redirect {
+        url: url.to_owned(),
+        reason: error_chain(e),
+    }
+}
+
 /// A body read that ran out of time: reqwest reports it as an `io::Error` wrapping its
 /// own timeout error, not always with the `TimedOut` kind.
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -210,4 +331,61 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
         || bare
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What reqwest hands us for a refused certificate: io::Error(Other) around
+    /// io::Error(InvalidData) around the rustls error.
+    fn wrapped(tls: rustls::Error) -> std::io::Error {
+        std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls))
+    }
+
+    #[test]
+    fn a_refused_certificate_is_found_through_nested_io_errors() {
+        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = wrapped(unknown.clone());
+        assert_eq!(untrusted_certificate(&e), Some(&unknown));
+        assert_eq!(
+            untrusted_certificate(&e).unwrap().to_string(),
+            "invalid peer certificate: UnknownIssuer"
+        );
+        // A TLS error that is not about the certificate, and no TLS error at all.
+        let protocol = wrapped(rustls::Error::DecryptError);
+        assert_eq!(untrusted_certificate(&protocol), None);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(untrusted_certificate(&refused), None);
+    }
+
+    #[test]
+    fn untrusted_reads_as_the_certificate_not_the_network() {
+        let e = SigningError::Untrusted {
+            host: "gs.apple.com".into(),
+            reason: rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+                .to_string(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "gs.apple.com's certificate was not trusted: invalid peer certificate: UnknownIssuer"
+        );
+    }
+
+    #[test]
+    fn a_client_trusts_apples_roots_and_a_ca_file_and_refuses_a_bad_one() {
+        assert!(Http::new(true, None).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("root.pem");
+        std::fs::write(&good, tls::APPLE_ROOTS[2].pem).unwrap();
+        assert!(Http::new(false, Some(&good)).is_ok());
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        match Http::new(false, Some(&bad)) {
+            Err(SigningError::Client(reason)) => {
+                assert!(reason.contains("bad.pem"), "{reason}")
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
 }

@@ -8,15 +8,21 @@
 //!
 //! The rules this module keeps, and the peer mistakes they avoid:
 //! - **TSS is the authority; we never guess.** [`SigningStatus::Signed`] needs a ticket in a
-//!   `STATUS=0` answer, [`SigningStatus::NotSigned`] needs `STATUS=94` (or 69). Everything
-//!   else — other codes, HTTP errors, garbage, timeouts, TLS failures — is
-//!   [`SigningStatus::Unknown`] with the reason. tsschecker reports "not signed" when it
+//!   `STATUS=0` answer, [`SigningStatus::NotSigned`] needs `STATUS=94`. `STATUS=69` is
+//!   Apple refusing a request it finds incomplete (every documented case was a signed
+//!   build), so it is Unknown, as is everything else — other codes, HTTP errors, garbage,
+//!   timeouts, TLS failures — with the reason. tsschecker reports "not signed" when it
 //!   merely failed to ask, which sends users chasing a non-problem; blacktop/ipsw exits 0
-//!   when a build is unsigned, so scripts restore anyway. The caller maps our three
-//!   answers to three different exit codes.
-//! - **ipsw.me is a second opinion only.** Its `signed` flag lags Apple by hours; when it
-//!   disagrees we say so and Apple wins. Its `sha1sum` (Apple's whole-file SHA-1) is useful
-//!   on its own: the caller can verify a download with it.
+//!   when a build is unsigned, so scripts restore anyway. The caller maps our answers to
+//!   different exit codes.
+//! - **The request is libtatsu's, key for key** ([`tss::build_tss_request_for`]): a request
+//!   missing a key Apple expects is answered with a refusal for a signed build.
+//! - **ipsw.me is a second opinion only.** Its `signed` flag lags Apple by hours: when
+//!   Apple issued a ticket, Apple wins; when Apple refused (94) and ipsw.me says signed,
+//!   the answer is [`SigningStatus::Disputed`] (exit 31, never cached), because Apple also
+//!   refuses requests that are wrong for a device. Its `sha1sum` is advice: the caller
+//!   compares it with the file but never calls a file corrupt on ipsw.me's word alone
+//!   (ipsw.me has published wrong hashes: Legacy-iOS-Kit #302, idevicerestore #462).
 //! - **TLS verification is always on.** Peers turn it off "to make it work"; that makes a
 //!   hosts-file redirect or a proxy able to forge a "signed" answer. We have no switch for it.
 //! - **A hosts-file line redirecting `gs.apple.com`** (left over from old jailbreak tools)
@@ -33,6 +39,7 @@ pub mod doctor;
 pub mod hosts;
 pub(crate) mod http;
 pub mod ipswme;
+pub mod tls;
 pub mod tss;
 
 use std::collections::HashMap;
@@ -74,30 +81,28 @@ pub enum SigningStatus {
     NotSigned,
     /// We could not find out. Never read this as "not signed".
     Unknown,
+    /// Apple refused (STATUS=94) but ipsw.me lists the build as signed. Apple also answers
+    /// 94 to requests that are wrong for the device (FIRMWARE.md §4), so neither source
+    /// decides: exit 31 like Unknown, both named, never cached.
+    Disputed,
     /// Not asked (offline, or the caller chose not to).
     Skipped,
 }
 
 impl SigningStatus {
     /// Combine the answers for several boards of one product type: a check must hold
-    /// for every board, so any refusal wins, then any doubt.
+    /// for every board, so any refusal wins, then any dispute, then any doubt.
     pub fn combine(statuses: impl IntoIterator<Item = SigningStatus>) -> SigningStatus {
-        let mut out = None;
-        for s in statuses {
-            out = Some(match (out, s) {
-                (_, SigningStatus::NotSigned) | (Some(SigningStatus::NotSigned), _) => {
-                    SigningStatus::NotSigned
-                }
-                (_, SigningStatus::Unknown) | (Some(SigningStatus::Unknown), _) => {
-                    SigningStatus::Unknown
-                }
-                (_, SigningStatus::Skipped) | (Some(SigningStatus::Skipped), _) => {
-                    SigningStatus::Skipped
-                }
-                _ => SigningStatus::Signed,
-            });
-        }
-        out.unwrap_or(SigningStatus::Unknown)
+        statuses
+            .into_iter()
+            .max_by_key(|s| match s {
+                SigningStatus::Signed => 0,
+                SigningStatus::Skipped => 1,
+                SigningStatus::Unknown => 2,
+                SigningStatus::Disputed => 3,
+                SigningStatus::NotSigned => 4,
+            })
+            .unwrap_or(SigningStatus::Unknown)
     }
 }
 
@@ -164,6 +169,11 @@ pub struct SigningOptions {
     pub refresh: bool,
     /// The hosts file to inspect for `gs.apple.com` redirects.
     pub hosts_file: PathBuf,
+    /// A PEM file of extra root certificates to trust (`--ca-file`, for TLS-inspecting
+    /// proxies), besides the platform's and Apple's roots ([`tls`]).
+    pub ca_file: Option<PathBuf>,
+    /// `--tss-dump DIR`: save every TSS request and answer there.
+    pub tss_dump: Option<PathBuf>,
 }
 
 impl Default for SigningOptions {
@@ -176,13 +186,15 @@ impl Default for SigningOptions {
             cache_dir: default_cache_dir(),
             refresh: false,
             hosts_file: default_hosts_file(),
+            ca_file: None,
+            tss_dump: None,
         }
     }
 }
 
 impl SigningOptions {
-    /// The defaults, overridden by `IPSWCHECK_TSS_URL`, `IPSWCHECK_API_URL` and
-    /// `IPSWCHECK_CACHE_DIR` when they are set and not empty.
+    /// The defaults, overridden by `IPSWCHECK_TSS_URL`, `IPSWCHECK_API_URL`,
+    /// `IPSWCHECK_CACHE_DIR` and `IPSWCHECK_CA_FILE` when they are set and not empty.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let mut opts = SigningOptions::default();
@@ -194,6 +206,9 @@ impl SigningOptions {
         }
         if let Some(dir) = var("IPSWCHECK_CACHE_DIR") {
             opts.cache_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(file) = var("IPSWCHECK_CA_FILE") {
+            opts.ca_file = Some(PathBuf::from(file));
         }
         opts
     }
@@ -239,6 +254,12 @@ pub enum SigningError {
     Client(String),
     #[error("could not reach {url}: {reason}")]
     Network { url: String, reason: String },
+    /// The server's certificate was refused (not a network failure).
+    #[error("{host}'s certificate was not trusted: {reason}")]
+    Untrusted { host: String, reason: String },
+    /// A redirect was refused (https to http, or too many); `reason` names the URLs.
+    #[error("{reason}")]
+    Redirect { url: String, reason: String },
     #[error("{url} answered HTTP {status}")]
     HttpStatus { url: String, status: u16 },
     #[error("{url} sent more than {limit} bytes; refusing to read it")]
@@ -321,7 +342,7 @@ impl SigningSession {
                 // is local (tests, a local mirror) go direct.
                 let direct = http::is_loopback_url(&self.opts.tss_url)
                     && http::is_loopback_url(&self.opts.api_url);
-                Http::new(direct)
+                Http::new(direct, self.opts.ca_file.as_deref())
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -407,7 +428,9 @@ impl SigningSession {
         if let Some(fw) = ipswme {
             check.ipswme_signed = Some(fw.signed);
             check.ipswme_sha1 = fw.sha1();
-            if let Some(note) = ipswme_note(check.status, fw.signed, &manifest.build) {
+            if check.status == SigningStatus::NotSigned && fw.signed {
+                self.dispute(&mut check, identities, &answers, &manifest.build);
+            } else if let Some(note) = ipswme_note(check.status, fw.signed, &manifest.build) {
                 check.message.push(' ');
                 check.message.push_str(&note);
             }
@@ -418,6 +441,46 @@ impl SigningSession {
         }
         check.hosts_redirects = hosts;
         check
+    }
+
+    /// Apple refused but ipsw.me says signed: neither decides. The refusals are dropped
+    /// from the disk cache so that the next check asks Apple again.
+    fn dispute(
+        &self,
+        check: &mut SigningCheck,
+        identities: &[&BuildIdentity],
+        answers: &[IdentityAnswer],
+        build: &str,
+    ) {
+        let refused: Vec<&BuildIdentity> = identities
+            .iter()
+            .zip(answers)
+            .filter(|(_, a)| a.status == SigningStatus::NotSigned)
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(cache) = &self.cache {
+            for key in refused.iter().filter_map(|id| TssKey::for_identity(id)) {
+                let _ = cache.remove_tss(&key);
+            }
+        }
+        let (labels, more) = first_distinct(refused.iter().map(|id| board_label(id)).collect());
+        let mut labels = labels;
+        if more > 0 {
+            labels.push(format!("{more} more"));
+        }
+        check.status = SigningStatus::Disputed;
+        check.cached = false;
+        check.message = format!(
+            "Apple's signing server refused {build} for {} ({}), but ipsw.me lists {build} as \
+             signed. Apple also refuses requests that are wrong for a device, and ipsw.me's \
+             flag can lag Apple, so ipswcheck cannot tell which is right: a restore may fail \
+             with error 3194. Ask again later (--refresh), or try the restore.",
+            join_labels(&labels),
+            answers
+                .iter()
+                .find(|a| a.status == SigningStatus::NotSigned)
+                .map_or_else(String::new, |a| a.detail.clone()),
+        );
     }
 
     /// Apple's answer for one identity: from this session's memory, else the disk cache
@@ -540,8 +603,10 @@ pub fn check_signing(
     SigningSession::new(opts.clone()).check(manifest, identities, product_type)
 }
 
-/// Most TSS queries one check runs at once.
-const MAX_PARALLEL_QUERIES: usize = 8;
+/// Most TSS queries one check runs at once. Apple's server is one shared service; like
+/// idevicerestore and tsschecker (one request at a time) we ask politely: two at a time
+/// keeps a two-board product type (iPhone8,1: n71ap + n71map) at one round trip.
+const MAX_PARALLEL_QUERIES: usize = 2;
 /// Most distinct identities (UniqueBuildID, chip, board) one check asks Apple about. A
 /// real IPSW checked without `--device` has a few dozen Erase identities at most (a
 /// universal Mac file about 50); a crafted one may list thousands, and asking Apple
@@ -723,7 +788,7 @@ fn ipswme_note(status: SigningStatus, ipswme_signed: bool, build: &str) -> Optio
         (SigningStatus::Unknown, _) => Some(format!(
             "ipsw.me lists {build} as {flag}, but only Apple's answer counts."
         )),
-        (SigningStatus::Skipped, _) => None,
+        (SigningStatus::Skipped | SigningStatus::Disputed, _) => None,
     }
 }
 

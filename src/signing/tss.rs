@@ -7,13 +7,13 @@
 //! ask for the AP ticket only — no baseband keys, which would need the device's real
 //! baseband serial and give refusals (STATUS=49, 128) unrelated to signing.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use plist::{Dictionary, Value};
 
 use super::http::Http;
 use super::{IdentityAnswer, SigningOptions, SigningStatus};
-use crate::manifest::{BuildIdentity, ManifestComponent};
+use crate::manifest::{BuildIdentity, ManifestComponent, RequestRule};
 
 /// The headers Apple's own client (`libauthinstall`) sends.
 pub const TSS_HEADERS: [(&str, &str); 3] = [
@@ -25,9 +25,10 @@ pub const TSS_HEADERS: [(&str, &str); 3] = [
 /// The `@VersionInfo` of the libauthinstall whose request format we follow.
 pub const VERSION_INFO: &str = "libauthinstall-1104.0.9";
 
-/// Manifest entries that never go into an AP ticket request: the baseband has its own
-/// ticket; `SE,UpdatePayload` belongs to the secure element's; BaseSystem, Diags and
-/// Ap,ExclaveOS are not part of an iOS restore ticket (libtatsu skips them too).
+/// Manifest entries that never go into an AP ticket request (libtatsu's
+/// `tss_request_add_ap_tags`): the baseband has its own ticket; `SE,UpdatePayload`
+/// belongs to the secure element's; BaseSystem, Diags and Ap,ExclaveOS are not part of
+/// an AP restore ticket.
 const SKIPPED_COMPONENTS: [&str; 5] = [
     "BasebandFirmware",
     "SE,UpdatePayload",
@@ -45,13 +46,17 @@ pub fn is_img3_chip(chip_id: u32) -> bool {
     (0x8720..0x8960).contains(&chip_id)
 }
 
-/// ApNonce length: 20 bytes (a SHA-1 of the generator) for A9 and older, 32 from A10
-/// (0x8010) on. "Older than A10" is not `chip < 0x8010`: A7 is 0x8960 and the IMG3 S5L
-/// chips are 0x87xx–0x89xx; the 0x6000-series Mac chips are newer than A10.
+/// Chips whose ApNonce is 20 bytes (a SHA-1 of the generator): the ones without KTRR.
+/// tsschecker (`tss_populate_random`) keys this on product-type prefixes; over every row
+/// of libirecovery's device table those prefixes name exactly these chips: A7 (0x8960),
+/// A8/A8X/S1 (0x7000–0x7002: iPhone 6, iPad Air 2, Apple TV HD, HomePod, Apple Watch
+/// Series 0), A9/A9X (0x8000, 0x8001, 0x8003), and every IMG3 chip. Apple Watch S1P/S2
+/// (0x8002), S3 (0x8004) and S4/S5 (0x8006) are *not* in it, although their ids fall
+/// between A9's: tsschecker gives Watch2,x–Watch5,x and HomePod mini 32 bytes.
+/// Everything else, Macs included, has 32 (a SHA-384 of the generator, cut).
 pub fn ap_nonce_len(chip_id: u32) -> usize {
-    let a8_to_a9 = (0x7000..0x8010).contains(&chip_id);
-    let a7_or_older = (0x8720..=0x8960).contains(&chip_id);
-    if a8_to_a9 || a7_or_older {
+    const TWENTY: [u32; 7] = [0x8960, 0x7000, 0x7001, 0x7002, 0x8000, 0x8001, 0x8003];
+    if TWENTY.contains(&chip_id) || is_img3_chip(chip_id) {
         20
     } else {
         32
@@ -61,87 +66,238 @@ pub fn ap_nonce_len(chip_id: u32) -> usize {
 /// The SEP nonce is always 20 bytes.
 pub const SEP_NONCE_LEN: usize = 20;
 
-/// Build the TSS request for `identity`, as described in FIRMWARE.md §4, with a random
-/// ECID, UUID and nonces.
-///
-/// # Panics
-/// If the operating system's random number generator fails (getrandom documents this as
-/// not happening on supported systems). [`check_signing`](super::check_signing) does not
-/// panic: it reports such a failure as `Unknown`.
-pub fn build_tss_request(identity: &BuildIdentity) -> Dictionary {
-    try_build_tss_request(identity).expect("the operating system's random number generator failed")
+/// What a request says about the device itself. For "is this build signed for this
+/// board" any values do (FIRMWARE.md §4): [`try_build_tss_request`] draws random ones;
+/// tests pass fixed ones to compare requests with a peer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestDevice {
+    /// `ApECID`.
+    pub ecid: u64,
+    /// `ApNonce`: [`ap_nonce_len`] bytes for the identity's chip.
+    pub ap_nonce: Vec<u8>,
+    /// `SepNonce` ([`SEP_NONCE_LEN`] bytes), sent only when the identity has a SEP.
+    pub sep_nonce: Vec<u8>,
 }
 
-/// [`build_tss_request`], reporting an RNG failure instead of panicking.
-pub fn try_build_tss_request(identity: &BuildIdentity) -> Result<Dictionary, getrandom::Error> {
-    let img3 = identity.chip_id.is_some_and(is_img3_chip);
-    let mut req = Dictionary::new();
-    let mut set = |k: &str, v: Value| {
-        req.insert(k.to_owned(), v);
-    };
-    set("@HostPlatformInfo", "mac".into());
-    set("@VersionInfo", VERSION_INFO.into());
-    set("@UUID", random_uuid()?.into());
-    set(
-        if img3 { "@APTicket" } else { "@ApImg4Ticket" },
-        true.into(),
-    );
-    // Real ECIDs fit in about 52 bits; like tsschecker we stay below 2^53 so the request
-    // looks like one a device would send.
-    let ecid = (u64::from_le_bytes(random_array()?) & ((1 << 53) - 1)).max(1);
-    set("ApECID", Value::Integer(ecid.into()));
-    let nonce_len = identity.chip_id.map_or(32, ap_nonce_len);
-    set("ApNonce", Value::Data(random_bytes(nonce_len)?));
-    if !img3 {
-        set("SepNonce", Value::Data(random_bytes(SEP_NONCE_LEN)?));
+impl RequestDevice {
+    /// A made-up device for `identity`: a random ECID below 2^53 (tsschecker draws 16
+    /// decimal digits, so ECIDs look like real ones) and random nonces of the right
+    /// lengths, from the OS's cryptographic RNG: nothing we send identifies the user.
+    pub fn random_for(identity: &BuildIdentity) -> Result<Self, getrandom::Error> {
+        let ecid = (u64::from_le_bytes(random_array()?) & ((1 << 53) - 1)).max(1);
+        Ok(RequestDevice {
+            ecid,
+            ap_nonce: random_bytes(identity.chip_id.map_or(32, ap_nonce_len))?,
+            sep_nonce: random_bytes(SEP_NONCE_LEN)?,
+        })
     }
-    set("ApProductionMode", true.into());
-    set("ApSecurityMode", true.into());
-    for (key, value) in [
-        ("ApChipID", identity.chip_id),
-        ("ApBoardID", identity.board_id),
-        ("ApSecurityDomain", identity.security_domain),
-    ] {
-        if let Some(value) = value {
-            set(key, Value::Integer(u64::from(value).into()));
+}
+
+/// Why no request can be built for an identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// libtatsu refuses too (`tss_parameters_add_from_manifest` / the IMG3 tags).
+    #[error("{0}")]
+    MissingFields(String),
+    #[error("could not draw random nonces: {0}")]
+    Random(String),
+}
+
+/// Build the TSS request for `identity`, with a random ECID, UUID and nonces.
+///
+/// # Panics
+/// If the identity lacks what a request needs (see [`try_build_tss_request`]) or the
+/// operating system's random number generator fails. [`check_signing`](super::check_signing)
+/// does not panic: it reports either as `Unknown`.
+pub fn build_tss_request(identity: &BuildIdentity) -> Dictionary {
+    try_build_tss_request(identity).expect("a TSS request for this identity")
+}
+
+/// [`build_tss_request`], reporting a failure instead of panicking.
+pub fn try_build_tss_request(identity: &BuildIdentity) -> Result<Dictionary, RequestError> {
+    let device =
+        RequestDevice::random_for(identity).map_err(|e| RequestError::Random(e.to_string()))?;
+    let uuid = random_uuid().map_err(|e| RequestError::Random(e.to_string()))?;
+    build_tss_request_for(identity, &device, &uuid)
+}
+
+/// The AP ticket request libtatsu builds for `identity` and `device`, key for key.
+///
+/// This is what idevicerestore and tsschecker send (libtatsu `src/tss.c` @60a39f3, with
+/// the parameters tsschecker's `tssrequest` sets up for a device it does not have):
+/// `tss_request_new` + `tss_request_add_common_tags` + `tss_request_add_ap_tags` +
+/// `tss_request_add_ap_img4_tags` (or `..._img3_tags` for S5L chips), applied in that
+/// order, later keys replacing earlier ones as in libtatsu. The parameters are: `ApECID`,
+/// `ApNonce`, `ApSepNonce` when the identity has a SEP, `ApProductionMode = true`, and for
+/// IMG4 `ApSecurityMode = true`, `ApSupportsImg4 = true` (false for IMG3).
+///
+/// Each rule below is a peer's, and each matters to Apple's answer:
+/// - `UID_MODE = false` and `Ap,SikaFuse = 0` when `Info/RequiresUIDMode`: without them
+///   Apple answers STATUS=69 for signed builds (idevicerestore #598, #532).
+/// - `NeRDEpoch`, `PermitNeRDPivot` (empty data), `AllowNeRDBoot`,
+///   `PearlCertificationRootPub` when the identity has them.
+/// - Only the eight `Ap,*` strings of [`crate::manifest::TSS_AP_STRING_KEYS`].
+/// - Components: entries without `Info`, [`SKIPPED_COMPONENTS`] and FTAB members are left
+///   out; for IMG4 so are entries with neither `RestoreRequestRules` nor `Trusted`. Each
+///   entry is the manifest's minus `Info`; its `EPRO`/`ESEC` (and `DPRO`/`DSEC`) come from
+///   its `RestoreRequestRules` evaluated for a production, secure device; only entries
+///   without rules get `EPRO`/`ESEC` forced to the production/security mode. A trusted
+///   entry without a `Digest` gets an empty one.
+/// - IMG3 (`@APTicket`) requests carry no `ApSecurityMode` and no SEP nonce, and need
+///   `ApSecurityDomain`.
+pub fn build_tss_request_for(
+    identity: &BuildIdentity,
+    device: &RequestDevice,
+    uuid: &str,
+) -> Result<Dictionary, RequestError> {
+    let (Some(ubid), Some(chip), Some(board)) = (
+        &identity.unique_build_id,
+        identity.chip_id,
+        identity.board_id,
+    ) else {
+        return Err(RequestError::MissingFields(missing_fields(identity)));
+    };
+    let img4 = !is_img3_chip(chip);
+    let params = Conditions {
+        img4,
+        security_mode: img4,
+    };
+    if !img4 && identity.security_domain.is_none() {
+        return Err(RequestError::MissingFields(
+            "the manifest's build identity has no ApSecurityDomain, which an IMG3 ticket \
+             request needs, so Apple cannot be asked about it"
+                .into(),
+        ));
+    }
+    let uint = |v: u64| Value::Integer(v.into());
+    let mut req = Dictionary::new();
+    // tss_request_new
+    req.insert("@HostPlatformInfo".into(), "mac".into());
+    req.insert("@VersionInfo".into(), VERSION_INFO.into());
+    req.insert("@UUID".into(), uuid.into());
+    // tss_request_add_common_tags
+    req.insert("ApECID".into(), uint(device.ecid));
+    req.insert("UniqueBuildID".into(), Value::Data(ubid.clone()));
+    req.insert("ApChipID".into(), uint(chip.into()));
+    req.insert("ApBoardID".into(), uint(board.into()));
+    if let Some(domain) = identity.security_domain {
+        req.insert("ApSecurityDomain".into(), uint(domain.into()));
+    }
+    // tss_request_add_ap_tags
+    for component in &identity.components {
+        if let Some(entry) = component_entry(component, &params) {
+            req.insert(component.name.clone(), Value::Dictionary(entry));
         }
     }
-    if let Some(ubid) = &identity.unique_build_id {
-        set("UniqueBuildID", Value::Data(ubid.clone()));
-    }
-    for (key, value) in &identity.ap_tags {
-        set(key, value.clone());
-    }
-    for component in identity.components.iter().filter(|c| wanted_in_request(c)) {
-        set(
-            &component.name,
-            Value::Dictionary(component_entry(component, img3)),
-        );
+    let tss = &identity.tss;
+    if img4 {
+        // tss_request_add_ap_img4_tags
+        for (key, value) in &tss.ap_strings {
+            req.insert((*key).into(), value.as_str().into());
+        }
+        req.insert("ApNonce".into(), Value::Data(device.ap_nonce.clone()));
+        req.insert("@ApImg4Ticket".into(), true.into());
+        req.insert("ApSecurityMode".into(), true.into());
+        req.insert("ApProductionMode".into(), true.into());
+        if tss.has_sep {
+            req.insert("SepNonce".into(), Value::Data(device.sep_nonce.clone()));
+        }
+        if let Some(epoch) = tss.nerd_epoch {
+            req.insert("NeRDEpoch".into(), uint(epoch));
+        }
+        if let Some(key) = &tss.pearl_certification_root_pub {
+            req.insert("PearlCertificationRootPub".into(), Value::Data(key.clone()));
+        }
+        if let Some(allow) = tss.allow_nerd_boot {
+            req.insert("AllowNeRDBoot".into(), allow.into());
+        }
+        if tss.nerd_epoch.is_some() {
+            req.insert("PermitNeRDPivot".into(), Value::Data(Vec::new()));
+        }
+        if tss.requires_uid_mode {
+            req.insert("UID_MODE".into(), false.into());
+            req.insert("Ap,SikaFuse".into(), uint(0));
+        }
+    } else {
+        // tss_request_add_ap_img3_tags
+        req.insert("ApNonce".into(), Value::Data(device.ap_nonce.clone()));
+        req.insert("@APTicket".into(), true.into());
+        req.insert("ApBoardID".into(), uint(board.into()));
+        req.insert("ApChipID".into(), uint(chip.into()));
+        if let Some(domain) = identity.security_domain {
+            req.insert("ApSecurityDomain".into(), uint(domain.into()));
+        }
+        req.insert("ApProductionMode".into(), true.into());
     }
     req.sort_keys();
     Ok(req)
 }
 
-/// libtatsu's rule for which manifest entries the AP ticket covers.
-fn wanted_in_request(c: &ManifestComponent) -> bool {
-    !SKIPPED_COMPONENTS.contains(&c.name.as_str())
-        && !c.is_ftab
-        && (c.has_restore_request_rules || c.trusted.is_some())
+/// The device properties `RestoreRequestRules` conditions are evaluated against: a
+/// production-fused, secure device (what a customer's device is). `ApProductionMode` is
+/// always true; `ApSecurityMode` and `ApSupportsImg4` are set for IMG4 only.
+struct Conditions {
+    img4: bool,
+    security_mode: bool,
 }
 
-/// The manifest entry minus `Info`, with the production/security flags Image4 requests
-/// carry, and an empty `Digest` for a Trusted entry that has none (Apple expects the key).
-fn component_entry(c: &ManifestComponent, img3: bool) -> Dictionary {
-    let mut entry = c.tss_fields.clone();
-    if !img3 {
-        entry.insert("EPRO".into(), true.into());
-        entry.insert("ESEC".into(), true.into());
+impl Conditions {
+    /// libtatsu's mapping from a condition name to the request parameter it compares
+    /// with; `None` when that parameter is not set (the condition then fails, as in
+    /// libtatsu, which also fails conditions it does not know).
+    fn value(&self, condition: &str) -> Option<Value> {
+        match condition {
+            "ApRawProductionMode" | "ApCurrentProductionMode" => Some(true.into()),
+            "ApRawSecurityMode" => self.security_mode.then(|| true.into()),
+            "ApRequiresImage4" => Some(self.img4.into()),
+            // DemotionPolicy and ApInRomDFU are never parameters of a restore request.
+            _ => None,
+        }
     }
-    if c.trusted == Some(true) && !entry.contains_key("Digest") {
+
+    /// Whether every condition of `rule` holds (an empty list holds).
+    fn hold(&self, rule: &RequestRule) -> bool {
+        rule.conditions
+            .iter()
+            .all(|(key, wanted)| self.value(key).as_ref() == Some(wanted))
+    }
+}
+
+/// The request entry for one manifest component, or `None` when libtatsu leaves it out.
+fn component_entry(c: &ManifestComponent, params: &Conditions) -> Option<Dictionary> {
+    if SKIPPED_COMPONENTS.contains(&c.name.as_str()) || !c.has_info {
+        return None;
+    }
+    let trusted = c.is_trusted();
+    if params.img4 && c.restore_request_rules.is_none() && !trusted {
+        return None;
+    }
+    if c.is_ftab {
+        return None;
+    }
+    let mut entry = c.tss_fields.clone();
+    match &c.restore_request_rules {
+        Some(rules) => {
+            for rule in rules.iter().filter(|r| r.is_dict && params.hold(r)) {
+                for (key, value) in &rule.actions {
+                    entry.insert(key.clone(), (*value).into());
+                }
+            }
+        }
+        None if params.img4 => {
+            entry.insert("EPRO".into(), true.into());
+            entry.insert("ESEC".into(), params.security_mode.into());
+        }
+        None => {}
+    }
+    if trusted && !entry.contains_key("Digest") {
         entry.insert("Digest".into(), Value::Data(Vec::new()));
     }
+    if entry.is_empty() {
+        return None;
+    }
     entry.sort_keys();
-    entry
+    Some(entry)
 }
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, getrandom::Error> {
@@ -187,11 +343,16 @@ pub struct TssAnswer {
 
 impl TssAnswer {
     /// The verdict this answer supports — and no more: Signed needs STATUS=0 *and* a
-    /// ticket, NotSigned needs STATUS=94 or 69, everything else is Unknown.
+    /// ticket, NotSigned needs STATUS=94; everything else is Unknown.
+    ///
+    /// STATUS=69 carries the same "This device isn't eligible" message as 94, but every
+    /// documented 69 was Apple refusing a request it found incomplete for a build that
+    /// *was* signed (idevicerestore #598 and #532, tsschecker #32: requests without
+    /// `UID_MODE`/`Ap,SikaFuse`), so it is never a signing verdict (FIRMWARE.md §4).
     pub fn signing_status(&self) -> SigningStatus {
         match self.status {
             Some(0) if self.has_ticket => SigningStatus::Signed,
-            Some(94 | 69) => SigningStatus::NotSigned,
+            Some(94) => SigningStatus::NotSigned,
             _ => SigningStatus::Unknown,
         }
     }
@@ -216,7 +377,11 @@ impl TssAnswer {
                     .unwrap_or("but no ticket in the answer"),
             ),
             // Apple's own message says it ("This device isn't eligible …").
-            94 | 69 => None,
+            94 => None,
+            69 => Some(
+                "Apple refused the request as incomplete for this device; it has answered \
+                 69 for builds that were signed, so this is not a signing verdict",
+            ),
             8 | 49 => Some("Apple rejected the request (a baseband problem, not a signing answer)"),
             100 | 126 => Some("Apple found the request malformed"),
             128 => Some("Apple did not issue a ticket for this request"),
@@ -345,15 +510,23 @@ pub(crate) fn missing_fields(identity: &BuildIdentity) -> String {
     )
 }
 
+/// How long to wait before asking again after an answer without `STATUS=` (libtatsu
+/// sleeps 2 s between its attempts; we stay within the caller's deadline).
+const NO_STATUS_PAUSE: Duration = Duration::from_millis(500);
+/// Attempts at most for answers without `STATUS=` (libtatsu: 15, across Apple's mirrors).
+const MAX_ATTEMPTS: u32 = 4;
+
 /// One TSS query for `identity`: POST the request, read the answer, decide.
 ///
-/// `timeout` bounds the whole query, retries included (at most `opts.timeout`; less when
-/// the query is one of several sharing one deadline).
+/// Like libtatsu's `tss_request_send`, an answer without `STATUS=` (a CDN error page, a
+/// connection that broke) is asked again, here while the deadline allows; an answer with
+/// a status, whatever it is, is Apple's word and is not. `timeout` bounds the whole
+/// query, retries included. With `opts.tss_dump`, every request and answer is saved.
 pub(crate) fn query(
     http: &Http,
     identity: &BuildIdentity,
     opts: &SigningOptions,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> IdentityAnswer {
     let answer = |status, tss_status, detail: String| IdentityAnswer {
         status,
@@ -365,21 +538,113 @@ pub(crate) fn query(
     let unknown = |detail: String| answer(SigningStatus::Unknown, None, detail);
     let request = match try_build_tss_request(identity) {
         Ok(r) => r,
-        Err(e) => return unknown(format!("could not draw random nonces: {e}")),
+        Err(e) => return unknown(e.to_string()),
     };
     let mut xml = Vec::new();
     if let Err(e) = Value::Dictionary(request).to_writer_xml(&mut xml) {
         return unknown(format!("could not write the TSS request: {e}"));
     }
-    let reply = match http.post(&opts.tss_url, &xml, &TSS_HEADERS, timeout) {
-        Ok(reply) => reply,
-        Err(e) => return unknown(e.to_string()),
-    };
-    if reply.status != 200 {
-        return unknown(format!("{} answered HTTP {}", opts.tss_url, reply.status));
+    let deadline = Instant::now() + timeout;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reply = http.post(&opts.tss_url, &xml, &TSS_HEADERS, left);
+        if let Some(dir) = &opts.tss_dump {
+            dump::save(dir, identity, attempt, &xml, &reply);
+        }
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => return unknown(e.to_string()),
+        };
+        if reply.status != 200 {
+            return unknown(format!("{} answered HTTP {}", opts.tss_url, reply.status));
+        }
+        let parsed = parse_tss_response(&reply.body);
+        let again = parsed.status.is_none()
+            && attempt < MAX_ATTEMPTS
+            && deadline.saturating_duration_since(Instant::now()) > NO_STATUS_PAUSE * 2;
+        if again {
+            std::thread::sleep(NO_STATUS_PAUSE);
+            continue;
+        }
+        let mut detail = parsed.describe();
+        if parsed.status.is_none() && attempt > 1 {
+            detail.push_str(&format!(" (asked {attempt} times)"));
+        }
+        return answer(parsed.signing_status(), parsed.status, detail);
     }
-    let parsed = parse_tss_response(&reply.body);
-    answer(parsed.signing_status(), parsed.status, parsed.describe())
+}
+
+/// `--tss-dump DIR`: every request and answer, for a user (or a bug report) to inspect.
+mod dump {
+    use std::path::Path;
+
+    use super::super::http::HttpAnswer;
+    use super::super::SigningError;
+    use crate::manifest::BuildIdentity;
+
+    /// Write `<board>-<chip>-<board id>-<n>.request.plist` and `….response.txt` into `dir`
+    /// (created if needed). Best effort: a dump that cannot be written never changes the
+    /// answer. Files are created new (never through an existing link): a name that is
+    /// taken gets a numbered sibling.
+    pub(super) fn save(
+        dir: &Path,
+        identity: &BuildIdentity,
+        attempt: u32,
+        request: &[u8],
+        reply: &Result<HttpAnswer, SigningError>,
+    ) {
+        let _ = std::fs::create_dir_all(dir);
+        let label: String = identity
+            .info
+            .device_class
+            .as_deref()
+            .unwrap_or("identity")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(32)
+            .collect();
+        let stem = format!(
+            "{label}-{:04x}-{:02x}-{}-{attempt}",
+            identity.chip_id.unwrap_or(0),
+            identity.board_id.unwrap_or(0),
+            identity.index
+        );
+        let response = match reply {
+            Ok(r) => {
+                let mut text = format!("HTTP {}\n\n", r.status).into_bytes();
+                text.extend_from_slice(&r.body);
+                text
+            }
+            Err(e) => format!("no answer: {e}\n").into_bytes(),
+        };
+        write_new(dir, &stem, "request.plist", request);
+        write_new(dir, &stem, "response.txt", &response);
+    }
+
+    fn write_new(dir: &Path, stem: &str, ext: &str, bytes: &[u8]) {
+        use std::io::Write;
+        for n in 0..100 {
+            let name = if n == 0 {
+                format!("{stem}.{ext}")
+            } else {
+                format!("{stem}.{n}.{ext}")
+            };
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(name))
+            {
+                Ok(mut f) => {
+                    let _ = f.write_all(bytes);
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -441,9 +706,16 @@ mod tests {
         );
         assert_eq!(a.signing_status(), SigningStatus::NotSigned);
         assert!(a.describe().contains("isn't eligible"));
-        assert_eq!(
-            parse_tss_response(b"STATUS=69&MESSAGE=x").signing_status(),
-            SigningStatus::NotSigned
+        // 69 carries the same message as 94 but has only ever been a refused request for
+        // a signed build: never a signing verdict.
+        let a = parse_tss_response(
+            b"STATUS=69&MESSAGE=This device isn't eligible for the requested build.",
+        );
+        assert_eq!(a.signing_status(), SigningStatus::Unknown);
+        assert!(
+            a.describe().contains("not a signing verdict"),
+            "{}",
+            a.describe()
         );
         for code in [8, 49, 100, 126, 128, 133, 168, 1, -1] {
             let a = parse_tss_response(format!("STATUS={code}&MESSAGE=whatever").as_bytes());

@@ -1,16 +1,16 @@
 //! The seed corpus of the fuzz targets (`fuzz/corpus/<target>/seed-*`), generated here
 //! so that it can be re-made when formats change:
 //!
-//!     IPSWCHECK_WRITE_FUZZ_SEEDS=1 cargo test --release --test adversarial fuzz_seed
+//!     IPSWCHECK_WRITE_FUZZ_SEEDS=1 cargo test --release --test tests fuzz_seed
 //!
 //! Seeds are small (a fuzzer mutates small inputs fastest) but reach deep: the mini IPSW
 //! has a manifest whose every component verifies, with a retagged IM4P twin, an IMG4
 //! container, a deflated kernelcache and a baseband zip inside the zip.
 
 use ipswcheck::digest::DigestAlgorithm;
-use ipswcheck::fixture::img4 as c;
-use ipswcheck::fixture::rules;
-use ipswcheck::fixture::zipwriter::{zip_in_memory, Method, ZipOptions};
+use ipswcheck_fixture::img4 as c;
+use ipswcheck_fixture::rules;
+use ipswcheck_fixture::zipwriter::{zip_in_memory, Method, ZipOptions};
 use plist::{Dictionary, Value};
 
 /// One seed file: the target it feeds, its name (`seed-…`), its bytes.

@@ -1,4 +1,4 @@
-//! Helpers for the robustness tests (`adversarial.rs`, `network_faults.rs`, `limits.rs`):
+//! Helpers for the robustness tests (`adversarial`, `network_faults`, `limits`):
 //! a zip writer that writes whatever it is told (lying sizes, overlapping or duplicate
 //! entries, names no tool would write), the sample IPSW taken apart into raw entries to
 //! re-emit with damage, a deflate bomb built without deflating gigabytes, and a runner
@@ -6,19 +6,17 @@
 //! checks that it ended by itself, with a documented exit code and without a panic.
 #![allow(dead_code)]
 
-pub mod seeds;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use flate2::{Compress, Compression, FlushCompress};
 use ipswcheck::check::{self, CheckOptions, Progress};
-use ipswcheck::fixture::{FixtureLayout, IpswSpec};
 use ipswcheck::manifest::RestoreBehavior;
 use ipswcheck::report::Report;
 use ipswcheck::signing::SigningOptions;
+use ipswcheck_fixture::{FixtureLayout, IpswSpec};
 use plist::{Dictionary, Value};
 
 /// Every exit code the README documents for a check of one file.
@@ -407,6 +405,7 @@ impl Outcome {
         let head = self.headline();
         assert!(
             head.starts_with("READY: ")
+                || head.starts_with("STRUCTURE OK: ")
                 || head.starts_with("NOT READY: ")
                 || head.starts_with("UNKNOWN: ")
                 || (head == "{" && serde_json::from_str::<serde_json::Value>(&self.stdout).is_ok())
@@ -441,19 +440,16 @@ pub struct Limits {
     pub env: Vec<(String, String)>,
 }
 
-/// Run the built binary with `args` under `limits`. Standard output and error are read
-/// on threads so a chatty child cannot block on a full pipe.
+/// Run the built binary ([`super::ipswcheck`]: a temporary HOME, no inherited
+/// settings) with `args` under `limits`. Standard output and error are read on threads
+/// so a chatty child cannot block on a full pipe.
 pub fn run_limited(args: &[&str], limits: &Limits) -> Outcome {
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipswcheck"));
+    let mut cmd = super::ipswcheck();
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("IPSWCHECK_TSS_URL")
-        .env_remove("IPSWCHECK_API_URL")
-        .env_remove("IPSWCHECK_CACHE_DIR")
-        .env_remove("RUST_BACKTRACE");
+        .stderr(Stdio::piped());
     for (k, v) in &limits.env {
         cmd.env(k, v);
     }

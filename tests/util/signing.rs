@@ -1,210 +1,19 @@
-//! Loopback stand-ins for Apple's TSS server and ipsw.me, and manifests to ask about.
-//!
-//! Every server here is a real HTTP server on 127.0.0.1, in-process: the signing code
-//! talks to it through its real HTTP stack, and tests never touch the internet.
+//! Stand-ins for Apple's TSS server and ipsw.me (the one loopback server of
+//! [`super::http`], under the name the signing tests use), the answers they give, and
+//! manifests to ask about.
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use ipswcheck::manifest::BuildManifest;
 use ipswcheck::signing::SigningOptions;
 use plist::{Dictionary, Value};
 
-/// One request as the server received it.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn is_tss(&self) -> bool {
-        self.url.starts_with("/TSS/")
-    }
-
-    /// The body as a plist dictionary (panics if it is not one: that is a test failure).
-    pub fn plist(&self) -> Dictionary {
-        Value::from_reader_xml(&self.body[..])
-            .expect("the TSS request is an XML plist")
-            .into_dictionary()
-            .expect("the TSS request is a dictionary")
-    }
-}
-
-/// What the server answers.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
-        Reply {
-            status: 200,
-            body: body.into(),
-        }
-    }
-
-    pub fn status(status: u16) -> Self {
-        Reply {
-            status,
-            body: b"error".to_vec(),
-        }
-    }
-}
-
-/// A tiny_http server on 127.0.0.1:0 answering with `handler`, recording every request.
-pub struct FakeServer {
-    pub addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeServer {
-    pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + 'static) -> Self {
-        Self::start_on("127.0.0.1:0", handler)
-    }
-
-    pub fn start_on(addr: &str, handler: impl Fn(&Recorded) -> Reply + Send + 'static) -> Self {
-        let server = Arc::new(tiny_http::Server::http(addr).expect("bind a loopback port"));
-        let addr = server.server_addr().to_ip().expect("an IP listener");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let thread = {
-            let server = Arc::clone(&server);
-            let requests = Arc::clone(&requests);
-            std::thread::spawn(move || {
-                for mut request in server.incoming_requests() {
-                    let mut body = Vec::new();
-                    let _ = request.as_reader().read_to_end(&mut body);
-                    let recorded = Recorded {
-                        method: request.method().to_string(),
-                        url: request.url().to_owned(),
-                        headers: request
-                            .headers()
-                            .iter()
-                            .map(|h| (h.field.to_string(), h.value.to_string()))
-                            .collect(),
-                        body,
-                    };
-                    let reply = handler(&recorded);
-                    requests.lock().unwrap().push(recorded);
-                    let _ = request.respond(
-                        tiny_http::Response::from_data(reply.body).with_status_code(reply.status),
-                    );
-                }
-            })
-        };
-        FakeServer {
-            addr,
-            server,
-            requests,
-            thread: Some(thread),
-        }
-    }
-
-    /// A server playing both Apple (TSS) and ipsw.me.
-    pub fn apple_and_ipswme(tss: Reply, ipswme: Reply) -> Self {
-        Self::start(move |r| {
-            if r.is_tss() {
-                tss.clone()
-            } else {
-                ipswme.clone()
-            }
-        })
-    }
-
-    pub fn tss_url(&self) -> String {
-        format!("http://{}/TSS/controller?action=2", self.addr)
-    }
-
-    pub fn api_url(&self) -> String {
-        format!("http://{}/v4", self.addr)
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    pub fn tss_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(Recorded::is_tss)
-            .collect()
-    }
-
-    pub fn ipswme_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| !r.is_tss())
-            .collect()
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A server that accepts connections and never answers.
-pub struct SilentServer {
-    pub addr: SocketAddr,
-    _held: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl SilentServer {
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&held);
-        // The thread lives until the test process ends; it only holds sockets open.
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                keep.lock().unwrap().push(stream);
-            }
-        });
-        SilentServer { addr, _held: held }
-    }
-}
-
-/// A server that answers every connection at once with plain HTTP, whatever it was sent:
-/// a TLS client gets bytes that are not a TLS handshake.
-pub fn plain_http_responder() -> SocketAddr {
-    use std::io::Write as _;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-        }
-    });
-    addr
-}
-
-/// A loopback port with nothing listening (bound, then released).
-pub fn refused_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
+pub use super::http::{
+    plain_http_responder, refused_addr, Reply, Server as FakeServer, SilentServer,
+};
+pub use super::shared;
 
 /// Options pointing at `tss_url`/`api_url`, with an empty hosts file and the given cache.
 pub fn options(tss_url: String, api_url: String, cache_dir: Option<&Path>) -> SigningOptions {
@@ -216,6 +25,7 @@ pub fn options(tss_url: String, api_url: String, cache_dir: Option<&Path>) -> Si
         cache_dir: cache_dir.map(Path::to_path_buf),
         refresh: false,
         hosts_file: PathBuf::from("/nonexistent/ipswcheck-test/hosts"),
+        ..SigningOptions::default()
     }
 }
 
@@ -259,25 +69,6 @@ pub fn ipswme_body(product_type: &str, build: &str, signed: bool, sha1: &str) ->
     .to_string()
 }
 
-/// `../shared/<rel>` from the crate root. When it is absent the test is skipped with a
-/// message — unless `CI=true`, where missing reference data is a failure.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{} is missing (CI=true: reference data is required)",
-            path.display()
-        );
-    }
-    eprintln!("skipped: {} is not available", path.display());
-    None
-}
-
 pub fn shared_manifest(rel: &str) -> Option<BuildManifest> {
     let bytes = std::fs::read(shared(rel)?).unwrap();
     Some(BuildManifest::from_bytes(&bytes).expect("a real manifest parses"))
@@ -308,7 +99,26 @@ pub fn synthetic_manifest(
             i.insert("Path".into(), p.into());
         }
         if rules {
-            i.insert("RestoreRequestRules".into(), Value::Array(vec![]));
+            // The two rules real boot-chain entries carry (iOS 15 manifests): EPRO and
+            // ESEC set for a production, secure device that requires Image4.
+            let rule = |condition: &str, action: &str| {
+                let mut conditions = Dictionary::new();
+                conditions.insert(condition.into(), true.into());
+                conditions.insert("ApRequiresImage4".into(), true.into());
+                let mut actions = Dictionary::new();
+                actions.insert(action.into(), true.into());
+                let mut r = Dictionary::new();
+                r.insert("Conditions".into(), Value::Dictionary(conditions));
+                r.insert("Actions".into(), Value::Dictionary(actions));
+                Value::Dictionary(r)
+            };
+            i.insert(
+                "RestoreRequestRules".into(),
+                Value::Array(vec![
+                    rule("ApRawProductionMode", "EPRO"),
+                    rule("ApRawSecurityMode", "ESEC"),
+                ]),
+            );
         }
         if ftab {
             i.insert("IsFTAB".into(), true.into());
@@ -329,6 +139,10 @@ pub fn synthetic_manifest(
                 .unwrap()
                 .insert("BuildString".into(), "iBoot-7459.102.5~1".into());
             m.insert("iBSS".into(), ibss);
+            m.insert(
+                "SEP".into(),
+                component(Some(10), Some(true), info(Some("sep.im4p"), true, false)),
+            );
             m.insert(
                 "OS".into(),
                 component(Some(2), Some(true), info(Some("os.dmg"), false, false)),

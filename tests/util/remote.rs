@@ -1,20 +1,21 @@
-//! A real HTTP/1.1 file server on 127.0.0.1, in-process, for the remote tests: it serves
-//! files from disk with `Range` (`a-b`, `a-`, `-n`), `If-Range`, `ETag` and
-//! `Last-Modified`, and can ignore ranges (a server without range support), change its
-//! ETag (a new version of the file), or cut a body off midway (a broken connection).
-//! Every request is logged with what was sent back. Written on `std::net` so that each
-//! of those behaviours is exact.
+//! A file server for the remote tests, on the one loopback server of [`super::http`]
+//! ([`Server::streaming`]): it serves files from disk with `Range` (`a-b`, `a-`, `-n`),
+//! `If-Range`, `ETag` and `Last-Modified`, and can ignore ranges (a server without range
+//! support), change its ETag (a new version of the file), or cut a body off midway (a
+//! broken connection). Every request is logged with what was sent back. The answers are
+//! written byte by byte here so that each of those behaviours is exact.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+
+use super::http::{Recorded, Server};
 
 pub const LAST_MODIFIED: &str = "Tue, 01 Jul 2025 10:00:00 GMT";
 
@@ -46,38 +47,21 @@ struct State {
 pub struct FileServer {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl FileServer {
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         *state.etag.lock().unwrap() = "\"v1\"".into();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let server = {
             let state = Arc::clone(&state);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let state = Arc::clone(&state);
-                    std::thread::spawn(move || {
-                        let _ = handle(stream, &state);
-                    });
-                }
-            })
+            Server::streaming(move |request, stream| handle(request, stream, &state))
         };
         FileServer {
-            addr,
+            addr: server.addr,
             state,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -126,16 +110,6 @@ impl FileServer {
     }
 }
 
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` → `start..end`; `None` when unsatisfiable.
 fn parse_range(spec: &str, size: u64) -> Option<Option<(u64, u64)>> {
     let spec = spec.trim().strip_prefix("bytes=")?;
@@ -158,26 +132,11 @@ fn parse_range(spec: &str, size: u64) -> Option<Option<(u64, u64)>> {
     Some(range)
 }
 
-fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let target = parts.next().unwrap_or_default().to_owned();
-    let path = target.split('?').next().unwrap_or_default().to_owned();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
-    }
-    let range = headers.get("range").cloned();
-    let if_range = headers.get("if-range").cloned();
+fn handle(request: &Recorded, out: &mut TcpStream, state: &State) -> std::io::Result<()> {
+    let method = request.method.clone();
+    let path = request.path().to_owned();
+    let range = request.header("range").map(str::to_owned);
+    let if_range = request.header("if-range").map(str::to_owned);
     let mut log = Logged {
         method: method.clone(),
         path: path.clone(),
@@ -187,7 +146,6 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
         body_sent: 0,
         cut: false,
     };
-    let mut out = stream;
     let file = state.files.lock().unwrap().get(&path).cloned();
     let Some(file) = file else {
         log.status = 404;

@@ -1,0 +1,26 @@
+//! ipswcheck's integration tests, as one binary (as ripgrep does): one link instead of
+//! one per file, one process whose tests share the build of `util`.
+//!
+//! Each module is a former `tests/<name>.rs` binary, kept in its own file; `util` holds
+//! every shared helper (the one loopback HTTP server, the signing stand-ins, the remote
+//! file server, the robustness tools, the fuzz seeds). Run one module with
+//! `cargo test --release --test tests <module>::`.
+
+mod util;
+
+mod adversarial;
+mod check;
+mod device;
+mod fixture;
+mod formats;
+mod judge;
+mod limits;
+mod network_faults;
+mod pipelined;
+mod realdata;
+mod remote;
+mod scan;
+mod signing;
+mod signing_cli;
+mod signing_tls;
+mod tss_request;

@@ -1,0 +1,320 @@
+//! The one loopback HTTP server of the tests, and the fault servers built on it.
+//!
+//! [`Server`] is a real HTTP/1.1 server on 127.0.0.1, in-process: the code under test
+//! talks to it through its real HTTP stack, and tests never touch the internet. Every
+//! connection is served on its own thread and closed after one answer
+//! (`Connection: close`). A library scan asks about many builds at once; a server with a
+//! fixed pool (tiny_http 0.12) can leave a new connection queued behind threads parked
+//! on idle keep-alive connections until the client times out. One thread per
+//! connection cannot starve.
+//!
+//! Three ways to answer, from the most to the least structured:
+//! - [`Server::start`]: a handler maps each [`Recorded`] request to a [`Reply`] (the
+//!   stand-ins for Apple's TSS server and ipsw.me, `signing::FakeServer`);
+//! - [`Server::streaming`]: the handler gets the parsed request and writes the answer
+//!   itself (the `Range` file server of `remote::FileServer`, bodies cut midway);
+//! - [`Server::raw`]: the handler gets the bare connection (TLS, trickling bytes,
+//!   answering before the request is read — the network fault tests).
+//!
+//! Every parsed request is recorded, in the order answered.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use plist::{Dictionary, Value};
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// The request target: path and query.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.url.split('?').next().unwrap_or_default()
+    }
+
+    pub fn is_tss(&self) -> bool {
+        self.url.starts_with("/TSS/")
+    }
+
+    /// The body as a plist dictionary (panics if it is not one: that is a test failure).
+    pub fn plist(&self) -> Dictionary {
+        Value::from_reader_xml(&self.body[..])
+            .expect("the TSS request is an XML plist")
+            .into_dictionary()
+            .expect("the TSS request is a dictionary")
+    }
+}
+
+/// What the server answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+        Reply {
+            status: 200,
+            body: body.into(),
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            body: b"error".to_vec(),
+        }
+    }
+}
+
+/// Read one HTTP/1.1 request: the request line, the headers, then `Content-Length`
+/// bytes of body. `None` when the connection ends (or times out) before it is whole.
+pub fn read_request(stream: &mut impl Read) -> Option<Recorded> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let url = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        url,
+        headers,
+        body,
+    })
+}
+
+/// Write `reply` as a whole HTTP/1.1 answer that closes the connection.
+pub fn write_reply(stream: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.status,
+        reply.body.len()
+    )?;
+    stream.write_all(&reply.body)?;
+    stream.flush()
+}
+
+type Requests = Arc<Mutex<Vec<Recorded>>>;
+
+/// A loopback HTTP server; stops accepting when dropped (connections being served
+/// finish on their own threads).
+pub struct Server {
+    pub addr: SocketAddr,
+    requests: Requests,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Every connection to `listener` on its own thread, given to `conn` with the log.
+    fn accept(
+        listener: TcpListener,
+        conn: impl Fn(TcpStream, &Requests) + Send + Sync + 'static,
+    ) -> Server {
+        let addr = listener.local_addr().expect("a bound listener");
+        let requests: Requests = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conn = Arc::new(conn);
+        let thread = {
+            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (conn, requests) = (Arc::clone(&conn), Arc::clone(&requests));
+                    std::thread::spawn(move || conn(stream, &requests));
+                }
+            })
+        };
+        Server {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn bind(addr: &str) -> TcpListener {
+        TcpListener::bind(addr).expect("bind a loopback port")
+    }
+
+    /// Hand every connection, unread, to `conn` (on its own thread). Nothing is recorded.
+    pub fn raw(conn: impl Fn(TcpStream) + Send + Sync + 'static) -> Server {
+        Self::accept(Self::bind("127.0.0.1:0"), move |stream, _| conn(stream))
+    }
+
+    /// Answer every request with `handler`'s reply, recording it; one request per
+    /// connection.
+    pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Server {
+        Self::start_on("127.0.0.1:0", handler)
+    }
+
+    /// [`Server::start`] on a given address (a port that was free a moment ago).
+    pub fn start_on(
+        addr: &str,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        Self::streaming_on(addr, move |request, stream| {
+            write_reply(stream, &handler(request))
+        })
+    }
+
+    /// Parse and record every request, then let `respond` write the answer itself.
+    pub fn streaming(
+        respond: impl Fn(&Recorded, &mut TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Server {
+        Self::streaming_on("127.0.0.1:0", respond)
+    }
+
+    fn streaming_on(
+        addr: &str,
+        respond: impl Fn(&Recorded, &mut TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Server {
+        Self::accept(Self::bind(addr), move |mut stream, requests| {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let Some(request) = read_request(&mut stream) else {
+                return;
+            };
+            let _ = respond(&request, &mut stream);
+            requests.lock().unwrap().push(request);
+        })
+    }
+
+    /// A server playing both Apple (TSS) and ipsw.me.
+    pub fn apple_and_ipswme(tss: Reply, ipswme: Reply) -> Server {
+        Self::start(move |r| {
+            if r.is_tss() {
+                tss.clone()
+            } else {
+                ipswme.clone()
+            }
+        })
+    }
+
+    /// Keep serving until the test process ends; the address.
+    pub fn detach(self) -> SocketAddr {
+        let addr = self.addr;
+        std::mem::forget(self);
+        addr
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn tss_url(&self) -> String {
+        self.url("/TSS/controller?action=2")
+    }
+
+    pub fn api_url(&self) -> String {
+        self.url("/v4")
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn tss_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_tss)
+            .collect()
+    }
+
+    pub fn ipswme_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.is_tss())
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A server that accepts connections and never answers (they stay open while it lives).
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    _server: Server,
+}
+
+impl SilentServer {
+    pub fn start() -> Self {
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let server = Server::raw(move |stream| held.lock().unwrap().push(stream));
+        SilentServer {
+            addr: server.addr,
+            _server: server,
+        }
+    }
+}
+
+/// A server that answers every connection at once with plain HTTP, whatever it was sent:
+/// a TLS client gets bytes that are not a TLS handshake.
+pub fn plain_http_responder() -> SocketAddr {
+    Server::raw(|mut stream| {
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    })
+    .detach()
+}
+
+/// A loopback port with nothing listening (bound, then released).
+pub fn refused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
