@@ -1,6 +1,10 @@
 //! The IPSW as a zip archive: opened read-only by memory map, central directory parsed
 //! once, entries streamed straight out of the mapping.
 //!
+//! Why this file is long (~860 lines): the zip layout checks (end records, zip64, local
+//! headers against the directory, overlaps) and the streaming entry reader must agree on
+//! one reading of the bytes, so they stay together.
+//!
 //! Why this shape:
 //! - An IPSW is 3–20 GB (FIRMWARE.md §1). Mapping it lets every core hash its own entry
 //!   from the page cache with no read buffers and no copies for stored entries.

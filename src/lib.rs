@@ -3,9 +3,12 @@
 //!
 //! Data flows one way: [`archive`] opens the zip by memory map → [`manifest`] reads what
 //! Apple promised → [`identify`] picks the build identities for the device ([`device`]
-//! knows the boards) → [`verify`] hashes every component against its digest → [`signing`]
-//! asks Apple's TSS server → [`report`] turns it all into a verdict and an exit code.
-//! [`check`] runs that pipeline for one file; [`scan`] runs it for a library.
+//! knows the boards) → [`verify`] hashes every component against its digest ∥ [`signing`]
+//! asks Apple's TSS server → every step reports typed [`judge::Finding`]s, and [`judge`]
+//! alone turns them into the verdict, the exit code, the predicted restore error and the
+//! scan status → [`render`] prints the [`report`] in every format. [`check`] runs that
+//! pipeline for one file; [`scan`] for a library; [`remote`] before and while
+//! downloading.
 
 pub mod archive;
 pub mod check;

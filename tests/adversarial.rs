@@ -3,6 +3,8 @@
 //! must end by itself with its documented exit code and a first line that says why —
 //! never a panic, a hang, or a crash.
 //!
+//! (Long: one test per class of crafted input; the cases are data, not code paths.)
+//!
 //! | case | exit |
 //! | --- | --- |
 //! | empty file, not a zip, directory, FIFO, device, unreadable, missing | 3 |

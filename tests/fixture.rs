@@ -1,5 +1,8 @@
 //! The fixture builder (`ipswcheck_fixture`): reproducible, readable by the `zip` crate,
 //! and its manifests' digests agree with hashes computed here, independently, from the
+//! (Long: one test per fixture preset and per damage helper, each checked with the `zip`
+//! crate and an independent hash.)
+//!
 //! bytes in the archive.
 
 use std::collections::BTreeSet;

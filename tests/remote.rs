@@ -1,5 +1,8 @@
 //! Issue 7: checking an IPSW on a web server before downloading it, and `fetch`, the
 //! verifying downloader. A real HTTP server on 127.0.0.1 (`util::remote`) serves
+//! (Long: each server behaviour — ranges, no ranges, ETag changes, breaks, resumes — is a
+//! test of its own.)
+//!
 //! generated IPSWs with Range, If-Range and ETag support — or without range support, or
 //! cutting a body off midway — and a second loopback server plays Apple's TSS server and
 //! ipsw.me (`util::signing`). No test touches the internet.

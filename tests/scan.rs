@@ -1,5 +1,7 @@
 //! `ipswcheck scan` on generated libraries: every kind of file a real firmware folder
 //! holds, signing against a loopback server playing Apple's TSS server and ipsw.me
+//! (Long: the generated library exercises every row kind, and each row is asserted.)
+//!
 //! (nothing here touches the internet), the verified-results cache, concurrency,
 //! Ctrl-C and the exit codes.
 

@@ -1,5 +1,8 @@
 //! The signing check against loopback servers playing Apple's TSS server and ipsw.me.
 //!
+//! (Long: one test per TSS answer class, server fault and cache rule; each needs its own
+//! loopback server set-up.)
+//!
 //! Each test starts its own real HTTP server on 127.0.0.1 and points the library at it;
 //! nothing here touches the internet. Tests reading `../shared` skip when it is absent
 //! (and fail when `CI=true`).
@@ -810,63 +813,25 @@ fn defaults_are_apples_servers_and_ten_seconds() {
 /// ask one at a time), however many boards a file has.
 #[test]
 fn at_most_two_tss_queries_are_in_flight() {
-    use std::io::{Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (now, max, total) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    {
-        let (now, max, total) = (now.clone(), max.clone(), total.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().take(6) {
-                let mut stream = stream.unwrap();
-                let (now, max, total) = (now.clone(), max.clone(), total.clone());
-                std::thread::spawn(move || {
-                    let mut seen = Vec::new();
-                    let mut buf = [0u8; 65536];
-                    // Read the headers and the announced body.
-                    loop {
-                        let n = stream.read(&mut buf).unwrap_or(0);
-                        seen.extend_from_slice(&buf[..n]);
-                        let text = String::from_utf8_lossy(&seen).to_string();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let len = text[..end]
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().parse::<usize>().unwrap())
-                                })
-                                .unwrap_or(0);
-                            if seen.len() >= end + 4 + len {
-                                break;
-                            }
-                        }
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    let inflight = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    max.fetch_max(inflight, Ordering::SeqCst);
-                    total.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(150));
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    let body = signed_body();
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                });
+    // The one loopback server answers every connection on its own thread: concurrency
+    // is what the client makes it.
+    let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let server = {
+        let (now, max) = (now.clone(), max.clone());
+        FakeServer::start(move |r| {
+            if !r.is_tss() {
+                return Reply::status(503);
             }
-        });
-    }
+            let inflight = now.fetch_add(1, Ordering::SeqCst) + 1;
+            max.fetch_max(inflight, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+            now.fetch_sub(1, Ordering::SeqCst);
+            Reply::ok(signed_body())
+        })
+    };
     let boards: Vec<(String, u32, u32)> = (0..6).map(|i| (format!("x{i}ap"), 0x8010, i)).collect();
     let boards: Vec<(&str, u32, u32)> = boards
         .iter()
@@ -874,15 +839,11 @@ fn at_most_two_tss_queries_are_in_flight() {
         .collect();
     let m = synthetic_manifest(BUILD, PRODUCT, &boards);
     let ids: Vec<&BuildIdentity> = m.identities.iter().collect();
-    let mut opts = options(
-        format!("http://{addr}/TSS/controller?action=2"),
-        format!("http://{}/v4", refused_addr()),
-        None,
-    );
+    let mut opts = server_options(&server, None);
     opts.timeout = Duration::from_secs(10);
     let check = check_signing(&m, &ids, Some(PRODUCT), &opts);
     assert_eq!(check.status, SigningStatus::Signed, "{}", check.message);
-    assert_eq!(total.load(Ordering::SeqCst), 6, "every board asked");
+    assert_eq!(server.tss_requests().len(), 6, "every board asked");
     let max = max.load(Ordering::SeqCst);
     assert!((1..=2).contains(&max), "{max} queries in flight at once");
 }

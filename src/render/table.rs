@@ -206,10 +206,15 @@ fn render_summary(result: &ScanResult, out: &mut String) {
         let _ = writeln!(out, "{title}:");
         for item in items {
             let label = match (&item.product_version, &item.build) {
-                (Some(v), Some(b)) => format!("iOS {v} ({b})"),
+                (Some(v), Some(b)) => format!(
+                    "{} {} ({})",
+                    escape(item.platform.as_deref().unwrap_or("iOS")),
+                    escape(v),
+                    escape(b)
+                ),
                 _ => "unidentified".into(),
             };
-            let mut line = format!("  {}: {label}", item.path);
+            let mut line = format!("  {}: {label}", escape(&item.path));
             if detail {
                 if let Some(e) = &item.predicted_restore_error {
                     let _ = write!(line, ", error {e}");

@@ -1,5 +1,10 @@
 //! Is Apple still signing this build? — predicting restore error 3194 before a restore.
 //!
+//! Why this file is long (~870 lines): the session (memo, cache, one deadline, two queries
+//! at a time) and the combination of per-board answers with ipsw.me's word into one
+//! verdict are one piece of policy; the request, HTTP, TLS, cache, hosts and doctor parts
+//! are in their own files.
+//!
 //! A restore only works while Apple's TSS server (`gs.apple.com`) hands out a ticket for
 //! the build: Finder/iTunes asks it for every restore and stops with error 3194 ("This
 //! device isn't eligible for the requested build") when it refuses. So we ask the same

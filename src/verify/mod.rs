@@ -2,6 +2,12 @@
 //! manifest `Digest`, and every zip entry's CRC-32 is checked, in one streaming pass per
 //! entry, entries spread over all cores, largest first.
 //!
+//! Why this file is long (~1,400 lines): every digest rule of FIRMWARE.md §3 (whole-file,
+//! retagged IM4P, IMG4, IMG3 signed area, baseband members, AEA) is planned and executed
+//! in the same single streaming pass per entry, and splitting the rules from the pass would
+//! separate each rule from the bytes it reads; the pipelined large-entry lane is in
+//! `pipeline.rs`.
+//!
 //! The digest rules are those of FIRMWARE.md §3, verified against real Apple files in
 //! `../shared/realdata` (see `tests/realdata.rs`):
 //! - the algorithm is given by the digest length (20/32/48 bytes);
