@@ -643,16 +643,7 @@ fn checksum_check(
             },
             false,
         ),
-        (None, None) => {
-            return ChecksumCheck {
-                status: CheckStatus::Skipped,
-                algorithm: None,
-                expected: None,
-                actual: None,
-                source: None,
-                message: None,
-            }
-        }
+        (None, None) => return ChecksumCheck::skipped(),
     };
     let actual = computed.get(&expected.algorithm);
     let matches = actual.map(|a| *a == expected.digest);

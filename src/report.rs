@@ -158,6 +158,20 @@ impl Problem {
     }
 }
 
+impl ChecksumCheck {
+    /// No whole-file checksum was compared (none expected, or not computed).
+    pub fn skipped() -> ChecksumCheck {
+        ChecksumCheck {
+            status: CheckStatus::Skipped,
+            algorithm: None,
+            expected: None,
+            actual: None,
+            source: None,
+            message: None,
+        }
+    }
+}
+
 impl Checks {
     /// Checks of a file that could not be opened: everything skipped.
     pub fn skipped(reason: &str) -> Checks {
@@ -177,14 +191,7 @@ impl Checks {
                 status: CheckStatus::Skipped,
                 items: Vec::new(),
             },
-            checksum: ChecksumCheck {
-                status: CheckStatus::Skipped,
-                algorithm: None,
-                expected: None,
-                actual: None,
-                source: None,
-                message: None,
-            },
+            checksum: ChecksumCheck::skipped(),
             signing: SigningCheck::skipped(reason),
         }
     }

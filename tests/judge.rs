@@ -23,6 +23,18 @@ fn json(out: &str, err: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"))
 }
 
+/// `scan PATHS --offline --format json` with a cache under `dir`; (code, document).
+fn scan_json(dir: &Path, paths: &[&Path], extra: &[&str]) -> (i32, serde_json::Value) {
+    let cache = dir.join("cache");
+    let mut args = vec!["scan"];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    args.extend_from_slice(&["--offline", "--format", "json", "--cache-dir"]);
+    args.push(cache.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    (code, json(&out, &err))
+}
+
 /// A zip holding only `manifest` as its BuildManifest.plist.
 fn manifest_only(dir: &Path, name: &str, manifest: &Value) -> PathBuf {
     let mut bytes = Vec::new();
@@ -58,22 +70,11 @@ fn a_developer_disk_image_is_not_a_restore_ipsw() {
     // What it lists is still verified: its integrity is a fact.
     assert_eq!(v["checks"]["components"]["status"], "ok");
 
-    // A library holding it and a real restore file: the scan never recommends it.
+    // A library holding it: the scan lists it as such and never recommends it.
     let lib = dir.path().join("lib");
     std::fs::create_dir(&lib).unwrap();
     std::fs::copy(&ddi, lib.join("ddi.ipsw")).unwrap();
-    let (code, out, err) = run(&[
-        "scan",
-        lib.to_str().unwrap(),
-        "--device",
-        "iPhone11,8",
-        "--offline",
-        "--format",
-        "json",
-        "--cache-dir",
-        dir.path().join("cache").to_str().unwrap(),
-    ]);
-    let v = json(&out, &err);
+    let (code, v) = scan_json(dir.path(), &[&lib], &["--device", "iPhone11,8"]);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["files"][0]["scan"]["status"], "not_restorable");
     assert!(v["summary"]["recommendation"]["path"].is_null(), "{v:#}");
@@ -304,17 +305,7 @@ fn scan_lists_every_broken_ipsw() {
     std::fs::write(lib.join("notes.txt"), b"not firmware").unwrap();
     let named = dir.path().join("download.bin");
     std::fs::write(&named, b"<html>not found</html>").unwrap();
-    let (code, out, err) = run(&[
-        "scan",
-        lib.to_str().unwrap(),
-        named.to_str().unwrap(),
-        "--offline",
-        "--format",
-        "json",
-        "--cache-dir",
-        dir.path().join("cache").to_str().unwrap(),
-    ]);
-    let v = json(&out, &err);
+    let (code, v) = scan_json(dir.path(), &[&lib, &named], &[]);
     assert_eq!(code, 1, "{v:#}");
     let rows: Vec<(String, String, i64)> = v["files"]
         .as_array()

@@ -7,7 +7,6 @@ use super::{escape, Renderer, ScanResult, SignedList};
 use crate::exit::ExitCode;
 use crate::judge::{Finding, Verdict};
 use crate::report::{CheckStatus, Problem, Report};
-use crate::verify::ComponentStatus;
 
 /// The human format; `verbose` lists every check and component.
 pub struct Human {
@@ -316,7 +315,7 @@ fn render_details(report: &Report, out: &mut String) {
     }
     let summary: Vec<String> = counts
         .iter()
-        .map(|(s, n)| format!("{n} {}", component_status_name(*s)))
+        .map(|(s, n)| format!("{n} {}", s.name()))
         .collect();
     let _ = writeln!(
         out,
@@ -348,7 +347,7 @@ fn render_details(report: &Report, out: &mut String) {
             let _ = writeln!(
                 out,
                 "    {:<12} {:<width$}  {}{}",
-                component_status_name(item.status),
+                item.status.name(),
                 escape(&label),
                 escape(item.path.as_deref().unwrap_or("-")),
                 item.reason
@@ -357,16 +356,6 @@ fn render_details(report: &Report, out: &mut String) {
                     .unwrap_or_default(),
             );
         }
-    }
-}
-
-pub(crate) fn component_status_name(s: ComponentStatus) -> &'static str {
-    match s {
-        ComponentStatus::Ok => "ok",
-        ComponentStatus::Mismatch => "mismatch",
-        ComponentStatus::Missing => "missing",
-        ComponentStatus::Skipped => "skipped",
-        ComponentStatus::Unverifiable => "unverifiable",
     }
 }
 

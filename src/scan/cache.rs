@@ -135,16 +135,6 @@ fn algorithm_named(name: &str) -> Option<DigestAlgorithm> {
     .find(|a| a.name() == name)
 }
 
-fn status_name(s: ComponentStatus) -> &'static str {
-    match s {
-        ComponentStatus::Ok => "ok",
-        ComponentStatus::Mismatch => "mismatch",
-        ComponentStatus::Missing => "missing",
-        ComponentStatus::Skipped => "skipped",
-        ComponentStatus::Unverifiable => "unverifiable",
-    }
-}
-
 fn status_named(name: &str) -> Option<ComponentStatus> {
     [
         ComponentStatus::Ok,
@@ -154,7 +144,7 @@ fn status_named(name: &str) -> Option<ComponentStatus> {
         ComponentStatus::Unverifiable,
     ]
     .into_iter()
-    .find(|s| status_name(*s) == name)
+    .find(|s| ComponentStatus::name(*s) == name)
 }
 
 impl Stored {
@@ -250,7 +240,7 @@ impl VerifiedCache {
                     board: c.board.clone(),
                     path: c.path.clone(),
                     algorithm: c.algorithm.map(|a| a.name().to_owned()),
-                    status: status_name(c.status).to_owned(),
+                    status: ComponentStatus::name(c.status).to_owned(),
                     expected: c.expected.clone(),
                     actual: c.actual.clone(),
                     reason: c.reason.clone(),

@@ -60,6 +60,17 @@ impl ComponentStatus {
     pub fn is_failure(self) -> bool {
         matches!(self, ComponentStatus::Mismatch | ComponentStatus::Missing)
     }
+
+    /// The name in the JSON report, the human report and the verified-results cache.
+    pub fn name(self) -> &'static str {
+        match self {
+            ComponentStatus::Ok => "ok",
+            ComponentStatus::Mismatch => "mismatch",
+            ComponentStatus::Missing => "missing",
+            ComponentStatus::Skipped => "skipped",
+            ComponentStatus::Unverifiable => "unverifiable",
+        }
+    }
 }
 
 /// One component of one identity, as verified.
