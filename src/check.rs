@@ -5,7 +5,7 @@
 //! trip costs no wall time on a full check.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use crate::archive::{Archive, ArchiveError};
 use crate::device::Device;
@@ -52,6 +52,9 @@ pub struct Progress {
     pub total: AtomicU64,
     /// Set to stop the check early (Ctrl-C).
     pub cancel: AtomicBool,
+    /// 1 once hashing is done while the signing answer may still be awaited (the
+    /// progress line then says so instead of a full bar); 0 before.
+    pub phase: AtomicU8,
 }
 
 /// An opened IPSW with its manifests read: the "open" and "identify" inputs.
@@ -201,6 +204,7 @@ pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progre
     let signing = std::thread::scope(|s| {
         let signer = s.spawn(|| prepared.sign());
         verify::run_plans(&[prepared.plan()], &progress.done, &progress.cancel);
+        progress.phase.store(1, Ordering::Relaxed);
         signer.join().unwrap_or_else(|_| {
             let mut failed = SigningCheck::skipped("the signing check failed internally");
             failed.status = signing::SigningStatus::Unknown;

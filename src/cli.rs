@@ -5,46 +5,93 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `--help` ends with: the three main jobs, then the exit codes.
+const AFTER_HELP: &str = "\
+Examples:
+  Will this file restore my iPhone 7 (GSM)? Model, every component, Apple's signing:
+    ipswcheck iPhone_4.7_P3_15.8_19H370_Restore.ipsw --device iPhone9,3
+  Several files (or a shell glob): a verdict each, then a summary:
+    ipswcheck *.ipsw --device iPhone9,3
+  A whole firmware library: which files are intact, and which one restores my device:
+    ipswcheck scan ~/Downloads/firmware --device iPhone9,3
+  A file on a server: checked before downloading (range requests), then fetched and verified:
+    ipswcheck https://updates.cdn-apple.com/…/iPhone_4.7_P3_15.8_19H370_Restore.ipsw -d iPhone9,3
+    ipswcheck fetch https://updates.cdn-apple.com/…/iPhone_4.7_P3_15.8_19H370_Restore.ipsw
+
+Exit codes:
+  0 ready · 2 usage · 3 not a readable IPSW · 10 archive damaged
+  11 component mismatch/missing · 12 checksum mismatch · 20 not for this device
+  30 not signed · 31 signing unknown · 130 interrupted
+  With several files, the first a restore would meet, in the order 3, 20, 10, 11, 12, 30, 31.";
+
 /// ipswcheck: will this firmware file restore my iPhone/iPad? Checks an .ipsw before
 /// you start a restore: model, integrity of every component, and Apple's signing.
 #[derive(Debug, Parser)]
 #[command(
     name = "ipswcheck",
-    version,
+    version = env!("IPSWCHECK_VERSION"),
     args_conflicts_with_subcommands = true,
-    after_help = "Exit codes: 0 ready · 2 usage · 3 not a readable IPSW · 10 archive damaged · \
-                  11 component mismatch/missing · 12 checksum mismatch · 20 not for this device · \
-                  30 not signed · 31 signing unknown · 130 interrupted"
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub check: CheckArgs,
+
+    /// When to color the output: auto (a terminal, NO_COLOR unset, TERM not dumb),
+    /// always or never.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorChoice::Auto,
+        global = true
+    )]
+    pub color: ColorChoice,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stdout is a terminal, NO_COLOR is unset or empty and TERM is not dumb.
+    Auto,
+    /// Always color (even through a pipe, even with NO_COLOR).
+    Always,
+    /// Never color.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List known devices (product type, board, chip, name), optionally filtered.
     Devices {
-        /// Part of a product type, board or name, e.g. "iphone 7" or "d10".
-        query: Option<String>,
+        /// Part of a name, board, model number or product type, e.g. iphone 7, d10, A1778
+        /// (several words are one query; case and spaces do not matter).
+        query: Vec<String>,
     },
     /// List the builds ipsw.me reports as signed for a device (no file needed).
     Signed {
-        /// Product type (iPhone9,3) or board (d101ap).
+        /// Product type (iPhone9,3), board (d101ap), model number (A1778) or name
+        /// ("iPhone 7 (GSM)").
         #[arg(long, short = 'd')]
         device: String,
         #[command(flatten)]
-        network: NetworkArgs,
+        ipswme: IpswMeArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
     /// Diagnose the causes of restore error 3194 on this machine: hosts file, proxies,
-    /// reachability of Apple's signing server.
+    /// reachability of Apple's signing server. Exit 0 healthy, 30 when the hosts file
+    /// redirects gs.apple.com (as a check would), 31 when the server cannot be reached
+    /// or its certificate is not trusted.
     Doctor {
         #[command(flatten)]
-        network: NetworkArgs,
+        apple: AppleArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Check a whole firmware library: every IPSW under the given folders (found by
     /// content, not by extension). Exit 0 when every file passed, 1 when any failed,
@@ -52,8 +99,19 @@ pub enum Command {
     Scan(ScanArgs),
     /// Download an IPSW, checking it first by range requests (device, signing), then
     /// verifying every component and the whole-file SHA-1 as the bytes arrive; the file
-    /// is saved under FILE only when every check passed. Resumes FILE.part.
+    /// is saved under FILE only when every check passed. Resumes FILE.part. From a server
+    /// without range support it downloads the whole file and checks it in full at the end
+    /// (no resume).
     Fetch(FetchArgs),
+    /// Print a shell completion script, e.g. `ipswcheck completions bash >
+    /// ~/.local/share/bash-completion/completions/ipswcheck`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `ipswcheck man > ~/.local/share/man/man1/ipswcheck.1`.
+    Man,
 }
 
 /// `ipswcheck fetch URL -o FILE`.
@@ -145,12 +203,15 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// `ipswcheck FILE …`: check one IPSW.
+/// `ipswcheck FILE…`: check one IPSW, or several.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The .ipsw file to check, or its http(s):// URL: then only the end of the zip,
-    /// its directory and manifests are read, with range requests (a quick check).
-    pub file: Option<PathBuf>,
+    /// The .ipsw files to check, or http(s):// URLs: then only the end of the zip, its
+    /// directory and manifests are read, with range requests (a quick check). With
+    /// several, each gets its verdict, then a summary line (--json: an array of
+    /// reports); the exit code is the first a restore would meet.
+    #[arg(value_name = "FILE")]
+    pub file: Vec<PathBuf>,
 
     #[command(flatten)]
     pub target: TargetArgs,
@@ -176,7 +237,8 @@ pub struct CheckArgs {
 /// Which device, and which kind of restore: shared by the check, `scan` and `fetch`.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Device to restore: a product type (iPhone9,3) or hardware model (d101ap).
+    /// Device to restore: a product type (iPhone9,3), hardware model (d101ap), model
+    /// number from the back of the phone (A1778) or name ("iPhone 7 (GSM)").
     #[arg(long, short = 'd')]
     pub device: Option<String>,
 
@@ -202,10 +264,31 @@ pub struct ChecksumArgs {
     pub sha256: Option<String>,
 }
 
-/// Where and whether to ask about signing.
+/// Where and whether to ask about signing: every network flag, for the commands that
+/// ask both Apple and ipsw.me (the check, `scan`, `fetch`).
 #[derive(Debug, Args, Clone)]
 pub struct NetworkArgs {
-    /// No network at all: signing is not checked, the verdict rests on local checks.
+    #[command(flatten)]
+    pub apple: AppleArgs,
+
+    #[command(flatten)]
+    pub ipswme: IpswMeArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Save every TSS request sent to Apple and every answer in DIR (created if needed),
+    /// to inspect or attach to a bug report.
+    #[arg(long, value_name = "DIR")]
+    pub tss_dump: Option<PathBuf>,
+}
+
+/// Apple's side: its signing server and what this machine does to reach it (the check,
+/// `doctor`).
+#[derive(Debug, Args, Clone)]
+pub struct AppleArgs {
+    /// Do not ask Apple or ipsw.me: signing is not checked, the verdict rests on local
+    /// checks (`fetch` still downloads; checking a URL needs the network).
     #[arg(long)]
     pub offline: bool,
 
@@ -213,10 +296,30 @@ pub struct NetworkArgs {
     #[arg(long, env = "IPSWCHECK_TSS_URL", value_name = "URL")]
     pub tss_url: Option<String>,
 
+    /// The hosts file to inspect for gs.apple.com redirects.
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+}
+
+/// ipsw.me and the cache of signing answers (the check, `signed`).
+#[derive(Debug, Args, Clone)]
+pub struct IpswMeArgs {
     /// ipsw.me API base.
     #[arg(long, env = "IPSWCHECK_API_URL", value_name = "URL")]
     pub api_url: Option<String>,
 
+    /// Where signing answers are cached (default: the user's cache directory).
+    #[arg(long, env = "IPSWCHECK_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Ignore cached signing answers (fresh answers are still cached).
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+/// How to connect: every command that uses the network.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
     /// A PEM file of extra root certificates to trust for signing queries (e.g. a
     /// TLS-inspecting proxy's root), besides the system's and Apple's own roots.
     #[arg(long, env = "IPSWCHECK_CA_FILE", value_name = "PEM")]
@@ -226,23 +329,6 @@ pub struct NetworkArgs {
     /// request and for any stall of a download.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
-
-    /// Where signing answers are cached (default: the user's cache directory).
-    #[arg(long, env = "IPSWCHECK_CACHE_DIR", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Ignore cached signing answers (fresh answers are still cached).
-    #[arg(long)]
-    pub refresh: bool,
-
-    /// The hosts file to inspect for gs.apple.com redirects.
-    #[arg(long, value_name = "PATH")]
-    pub hosts_file: Option<PathBuf>,
-
-    /// Save every TSS request sent to Apple and every answer in DIR (created if needed),
-    /// to inspect or attach to a bug report.
-    #[arg(long, value_name = "DIR")]
-    pub tss_dump: Option<PathBuf>,
 }
 
 /// How to print.

@@ -23,6 +23,13 @@
 //!   Up to iOS 9 each had its own IPSW, and restoring the sibling's file was the classic
 //!   wrong-firmware mistake; [`variant_of`] and [`sibling_variant`] exist to say exactly that.
 //!
+//! A user rarely knows the product type. [`resolve`] also takes the model number printed on the
+//! back of the device (`A1778`, from appledb via `shared/data/device_models.tsv`, embedded as
+//! `src/device_models.rs`) and the name ipswcheck prints (`iPhone 7 (GSM)`), ignoring case and
+//! spaces. A name or number that fits several product types ("iPhone 7", or A1332, which both
+//! iPhone3,1 and iPhone3,2 carry) is [`DeviceError::Ambiguous`]: the message lists the
+//! candidates with their model numbers and says how to tell them apart.
+//!
 //! We never judge a firmware by its file name: `iPhone9,1_10.0.1_14A403_Restore.ipsw` also serves
 //! iPhone9,3. Only the manifest's `SupportedProductTypes` and identities decide; this module just
 //! tells the rest of the program what the user's device is.
@@ -31,6 +38,9 @@ use std::fmt::Write as _;
 
 #[path = "device_table.rs"]
 mod table;
+
+#[path = "device_models.rs"]
+mod models;
 
 /// One row: a product type on one board.
 ///
@@ -62,6 +72,32 @@ impl Device {
     }
 }
 
+/// One row of `shared/data/device_models.tsv` (appledb): the model numbers of a product type on
+/// a board, as printed on the device and its box and shown in Settings › General › About.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceModel {
+    /// e.g. `iPhone9,3`.
+    pub product_type: &'static str,
+    /// Hardware model, lowercase, e.g. `d101ap`; empty for a few unreleased entries.
+    pub board: &'static str,
+    /// e.g. `["A1778"]`; empty for unreleased and internal entries. One number may belong to two
+    /// product types (A1332: iPhone3,1 and iPhone3,2).
+    pub model_numbers: &'static [&'static str],
+}
+
+/// One of the devices an ambiguous `--device` value could mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// e.g. `iPhone9,1`.
+    pub product_type: String,
+    /// ipswcheck's name, e.g. `iPhone 7 (Global)`.
+    pub name: String,
+    /// e.g. `["A1660", "A1779", "A1780"]`; empty when appledb lists none.
+    pub model_numbers: Vec<String>,
+    /// Its boards, e.g. `["d10ap"]`.
+    pub boards: Vec<String>,
+}
+
 /// Why a `--device` / `--board` value could not be resolved.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
@@ -75,6 +111,20 @@ pub enum DeviceError {
     /// with Finder (ComputeModule13,1 in macOS and visionOS files, iSim1,1 the Simulator).
     #[error("{query} is {what}, not a device that can be restored with Finder; ipswcheck checks restores of iPhone, iPad, iPod touch, Apple TV, Apple Watch, HomePod, Mac and Vision Pro (`ipswcheck devices` lists them)")]
     NotRestorable { query: String, what: &'static str },
+    /// A name or model number that fits several product types ("iPhone 7": iPhone9,1 and
+    /// iPhone9,3; A1332: iPhone3,1 and iPhone3,2). `query` is what the user typed.
+    #[error("{}", ambiguous_message(.query, .candidates))]
+    Ambiguous {
+        query: String,
+        candidates: Vec<Candidate>,
+    },
+    /// A model number whose product types the device table (libirecovery's) does not list, so
+    /// their boards are unknown (A3473, iPhone19,3).
+    #[error("{query} is the model number of {}, which ipswcheck's device table (libirecovery's) does not list yet, so its boards are unknown. Run `ipswcheck devices` for the full list.", .product_types.join(" / "))]
+    NotInTable {
+        query: String,
+        product_types: Vec<String>,
+    },
     /// `--board` is not one of the device's boards. `product_type` is what the user named
     /// (a product type, or the hardware model when `--device` was one); `boards` are its boards.
     #[error("{product_type} has no board \"{board}\"; its boards are: {}", .boards.join(", "))]
@@ -93,6 +143,121 @@ fn unknown_message(query: &str, suggestions: &[String]) -> String {
         let _ = write!(msg, "; did you mean: {}?", suggestions.join(", "));
     }
     msg.push_str(" Run `ipswcheck devices` for the full list.");
+    msg
+}
+
+/// `two devices`, `three devices`, …
+fn count_words(n: usize) -> String {
+    const WORDS: [&str; 9] = [
+        "no", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    ];
+    match WORDS.get(n) {
+        Some(w) => format!("{w} devices"),
+        None => format!("{n} devices"),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [head @ .., last] => format!("{} and {last}", head.join(", ")),
+    }
+}
+
+/// A radio variant as the message tells it: libirecovery's "Global" is the model that also
+/// speaks CDMA (appledb calls the same iPhones "CDMA").
+fn variant_label(variant: &str) -> String {
+    if variant == "Global" {
+        "Global/CDMA".to_string()
+    } else {
+        variant.to_string()
+    }
+}
+
+/// Where the owner of `product_type` finds its model number.
+fn model_number_place(product_type: &str) -> &'static str {
+    let lower = product_type.to_ascii_lowercase();
+    if lower.starts_with("iphone") {
+        "from the back of the phone / Settings › General › About (tap Model Number)"
+    } else if lower.starts_with("ipad") {
+        "from the back of the iPad / Settings › General › About (tap Model Number)"
+    } else if lower.starts_with("ipod") {
+        "from the back of the iPod / Settings › General › About (tap Model Number)"
+    } else if lower.starts_with("watch") {
+        "from the back of the watch / the Watch app › General › About"
+    } else {
+        "from the label on the device or its box"
+    }
+}
+
+fn ambiguous_message(query: &str, candidates: &[Candidate]) -> String {
+    let number = model_number_key(query);
+    let split: Vec<(String, Option<String>)> =
+        candidates.iter().map(|c| variant_of(&c.name)).collect();
+    let same_model = split.windows(2).all(|w| w[0].0 == w[1].0);
+    let subject = match (&number, split.first()) {
+        (Some(n), _) => n.clone(),
+        (None, Some((model, _))) if same_model => model.clone(),
+        _ => format!("\"{}\"", query.trim()),
+    };
+    // Variant words tell same-model siblings apart when each has its own; otherwise full names.
+    let variants: Option<Vec<String>> = if same_model {
+        split
+            .iter()
+            .map(|(_, v)| v.as_deref().map(variant_label))
+            .collect()
+    } else {
+        None
+    };
+    let labels = match variants {
+        Some(v) if v.iter().enumerate().all(|(i, x)| !v[..i].contains(x)) => v,
+        _ => candidates.iter().map(|c| c.name.clone()).collect(),
+    };
+    let items: Vec<String> = candidates
+        .iter()
+        .zip(&labels)
+        .map(|(c, label)| {
+            if c.model_numbers.is_empty() {
+                format!("{} ({label})", c.product_type)
+            } else {
+                format!(
+                    "{} ({label}: {})",
+                    c.product_type,
+                    c.model_numbers.join(", ")
+                )
+            }
+        })
+        .collect();
+    let mut msg = format!(
+        "{subject} is {}: {}",
+        count_words(candidates.len()),
+        join_and(&items)
+    );
+    let Some(last) = candidates.last() else {
+        return msg;
+    };
+    let _ = write!(msg, "; name one with --device {}", last.product_type);
+    let shared_number = candidates.iter().enumerate().any(|(i, c)| {
+        c.model_numbers.iter().any(|m| {
+            candidates[i + 1..]
+                .iter()
+                .any(|o| o.model_numbers.contains(m))
+        })
+    });
+    if !shared_number && candidates.iter().all(|c| !c.model_numbers.is_empty()) {
+        let _ = write!(
+            msg,
+            " or its model number {}",
+            model_number_place(&last.product_type)
+        );
+    } else {
+        msg.push_str(
+            " (the model number does not tell them apart: `ideviceinfo -k ProductType` prints it), \
+             or add --board with its hardware model (`ideviceinfo -k HardwareModel`)",
+        );
+    }
     msg
 }
 
@@ -118,53 +283,195 @@ fn by_board(board: &str) -> Option<&'static Device> {
     all().iter().find(|d| d.board.eq_ignore_ascii_case(wanted))
 }
 
-/// Resolve a user's `--device` value: a product type (`iPhone9,3`) or a hardware model
-/// (`d101ap`), case-insensitive, optionally narrowed by `--board` (a hardware model,
-/// case-insensitive; must be one of that product type's boards).
+/// Every (product type, board) of appledb with its model numbers, in the order of
+/// `shared/data/device_models.tsv`. Covers iPhone, iPad, iPod touch, Apple TV, Apple Watch and
+/// HomePod; Macs and a few others have no row.
+pub fn models() -> &'static [DeviceModel] {
+    models::DEVICE_MODELS
+}
+
+/// The model numbers of a product type (case-insensitive), over all its boards, in table order
+/// and without repeats: `iPhone9,3` → `["A1778"]`. Empty when appledb lists none.
+pub fn model_numbers(product_type: &str) -> Vec<&'static str> {
+    let wanted = product_type.trim();
+    let mut out: Vec<&'static str> = Vec::new();
+    for m in models()
+        .iter()
+        .filter(|m| m.product_type.eq_ignore_ascii_case(wanted))
+    {
+        for n in m.model_numbers {
+            if !out.contains(n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Lowercase, whitespace removed: how product types and boards are compared (`iPhone 9,3`).
+fn compact(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Lowercase letters and digits only: how names are compared, so that `iphone 7 gsm`,
+/// `iPhone7(GSM)` and `iPhone 7 (GSM)` are one name, and `iPad 2 Wi-Fi` is `iPad 2 (WiFi)`.
+fn name_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// `A1778` (any case, spaces ignored) when `query` has the shape of a model number.
+fn model_number_key(query: &str) -> Option<String> {
+    let key: String = compact(query).to_ascii_uppercase();
+    let digits = key.strip_prefix('A')?;
+    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(key)
+}
+
+/// Distinct product types of the rows that `keep`, in table order.
+fn product_types_where(keep: impl Fn(&Device) -> bool) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for d in all().iter().filter(|d| keep(d)) {
+        if !out.contains(&d.product_type) {
+            out.push(d.product_type);
+        }
+    }
+    out
+}
+
+/// The product types a model number or a name stands for: `Ok(None)` when it is neither.
+///
+/// A model number (`A1778`) is looked up in appledb's table, keeping the product types the
+/// device table knows; a name is compared with ipswcheck's names (`iPhone 7 (GSM)`), then with
+/// the model part of them (`iPhone 7`, which iPhone9,1 and iPhone9,3 share).
+fn product_types_named(query: &str) -> Result<Option<Vec<&'static str>>, DeviceError> {
+    if let Some(number) = model_number_key(query) {
+        let mut named: Vec<&'static str> = Vec::new();
+        for m in models()
+            .iter()
+            .filter(|m| m.model_numbers.contains(&number.as_str()))
+        {
+            if !named.contains(&m.product_type) {
+                named.push(m.product_type);
+            }
+        }
+        if named.is_empty() {
+            return Ok(None);
+        }
+        let known = product_types_where(|d| named.contains(&d.product_type));
+        if known.is_empty() {
+            return Err(DeviceError::NotInTable {
+                query: number,
+                product_types: named.iter().map(|t| t.to_string()).collect(),
+            });
+        }
+        return Ok(Some(known));
+    }
+    let key = name_key(query);
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let exact = product_types_where(|d| name_key(d.name) == key);
+    if !exact.is_empty() {
+        return Ok(Some(exact));
+    }
+    // libirecovery's "Global" iPhones and iPads are appledb's (and many users') "CDMA" ones.
+    let cdma = product_types_where(|d| match variant_of(d.name) {
+        (model, Some(v)) if v == "Global" => name_key(&model) + "cdma" == key,
+        _ => false,
+    });
+    if !cdma.is_empty() {
+        return Ok(Some(cdma));
+    }
+    let model = product_types_where(|d| name_key(&variant_of(d.name).0) == key);
+    Ok((!model.is_empty()).then_some(model))
+}
+
+/// The rows of `product_type`, narrowed to `board` when given. `named` is what the user called
+/// the device, for the error.
+fn narrow(
+    named: &str,
+    rows: Vec<&'static Device>,
+    board: Option<&str>,
+) -> Result<Vec<&'static Device>, DeviceError> {
+    let Some(board) = board else {
+        return Ok(rows);
+    };
+    let wanted = compact(board);
+    let narrowed: Vec<_> = rows
+        .iter()
+        .copied()
+        .filter(|d| d.board.eq_ignore_ascii_case(&wanted))
+        .collect();
+    if narrowed.is_empty() {
+        return Err(DeviceError::UnknownBoard {
+            product_type: named.to_string(),
+            board: board.to_string(),
+            boards: rows.iter().map(|d| d.board.to_string()).collect(),
+        });
+    }
+    Ok(narrowed)
+}
+
+/// Resolve a user's `--device` value, optionally narrowed by `--board` (a hardware model,
+/// case-insensitive; must be one of the device's boards). Case and spaces never matter. In order:
+///
+/// 1. a product type (`iPhone9,3`, `iphone 9,3`);
+/// 2. a hardware model (`d101ap`): one board, so one row; a `--board` beside it must be that
+///    same board;
+/// 3. a model number (`A1778`), from appledb's table;
+/// 4. ipswcheck's name of a device (`iPhone 7 (GSM)`, also `iphone 7 gsm`; a "Global" one also
+///    as `iPhone 7 CDMA`), then the model part of names (`iPhone 7`).
 ///
 /// Returns every board of the type when `board` is `None` (iPhone8,1 → n71ap and n71map), because
-/// without knowing which SoC the phone has, a firmware must suit both. A hardware model names one
-/// board, so it gives one row; a `--board` beside it must then be that same board.
+/// without knowing which SoC the phone has, a firmware must suit both. A name or model number
+/// that fits several product types is [`DeviceError::Ambiguous`] — unless `--board` picks one of
+/// their boards.
 pub fn resolve(query: &str, board: Option<&str>) -> Result<Vec<&'static Device>, DeviceError> {
     let query = query.trim();
     let board = board.map(str::trim);
+    let wanted = compact(query);
 
-    let rows = by_product_type(query);
-    if !rows.is_empty() {
-        let Some(board) = board else {
-            return Ok(rows);
-        };
-        let narrowed: Vec<_> = rows
-            .iter()
-            .copied()
-            .filter(|d| d.board.eq_ignore_ascii_case(board))
-            .collect();
-        if narrowed.is_empty() {
-            return Err(DeviceError::UnknownBoard {
-                product_type: rows[0].product_type.to_string(),
-                board: board.to_string(),
-                boards: rows.iter().map(|d| d.board.to_string()).collect(),
-            });
-        }
-        return Ok(narrowed);
+    let rows = by_product_type(&wanted);
+    if let Some(first) = rows.first() {
+        return narrow(first.product_type, rows, board);
     }
 
-    if let Some(row) = by_board(query) {
+    if let Some(row) = by_board(&wanted) {
+        return narrow(row.board, vec![row], board);
+    }
+
+    if let Some(types) = product_types_named(query)? {
+        if let [one] = types[..] {
+            return narrow(one, by_product_type(one), board);
+        }
+        let rows: Vec<&'static Device> = types.iter().flat_map(|t| by_product_type(t)).collect();
         if let Some(board) = board {
-            if !row.board.eq_ignore_ascii_case(board) {
-                return Err(DeviceError::UnknownBoard {
-                    product_type: row.board.to_string(),
-                    board: board.to_string(),
-                    boards: vec![row.board.to_string()],
-                });
-            }
+            return narrow(query, rows, Some(board));
         }
-        return Ok(vec![row]);
+        return Err(DeviceError::Ambiguous {
+            query: query.to_string(),
+            candidates: types
+                .iter()
+                .map(|t| {
+                    let rows = by_product_type(t);
+                    Candidate {
+                        product_type: t.to_string(),
+                        name: rows[0].name.to_string(),
+                        model_numbers: model_numbers(t).iter().map(|m| m.to_string()).collect(),
+                        boards: rows.iter().map(|d| d.board.to_string()).collect(),
+                    }
+                })
+                .collect(),
+        });
     }
 
-    let lower = query.to_ascii_lowercase();
     for (prefix, what) in NOT_RESTORABLE {
-        if lower.starts_with(prefix) && lower[prefix.len()..].contains(',') {
+        if wanted.starts_with(prefix) && wanted[prefix.len()..].contains(',') {
             return Err(DeviceError::NotRestorable {
                 query: query.to_string(),
                 what,
@@ -186,21 +493,47 @@ const NOT_RESTORABLE: [(&str, &str); 2] = [
     ("isim", "the iOS Simulator"),
 ];
 
-/// `ipswcheck devices [QUERY]`: rows where QUERY (case-insensitive) is a substring of product
-/// type, board or name; all rows when empty.
+/// `ipswcheck devices [QUERY]`: the rows QUERY names, ignoring case and spaces; all rows when
+/// empty.
+///
+/// A query with a comma is part of a product type (`iphone9,` → iPhone9,1…9,4). Otherwise it is
+/// looked for in names, boards and model numbers (`iphone7` and `iPhone 7` → the iPhone 7 and
+/// 7 Plus, `n71`, `A1778`), and only when nothing matches there in product types (`iphone9`):
+/// so `iphone7` means the iPhone 7, not iPhone7,1 (an iPhone 6 Plus).
 pub fn search(query: &str) -> Vec<&'static Device> {
-    let q = query.trim().to_lowercase();
-    if q.is_empty() {
+    let wanted = compact(query);
+    if wanted.is_empty() {
         return all().iter().collect();
     }
-    all()
-        .iter()
-        .filter(|d| {
-            [d.product_type, d.board, d.name]
-                .iter()
-                .any(|f| f.to_lowercase().contains(&q))
-        })
-        .collect()
+    let in_type = |d: &&Device| compact(d.product_type).contains(&wanted);
+    if wanted.contains(',') {
+        return all()
+            .iter()
+            .filter(|d| in_type(d) || compact(d.name).contains(&wanted))
+            .collect();
+    }
+    let key = name_key(query);
+    let found: Vec<&'static Device> = if key.is_empty() {
+        all()
+            .iter()
+            .filter(|d| compact(d.name).contains(&wanted) || d.board.contains(&wanted))
+            .collect()
+    } else {
+        all()
+            .iter()
+            .filter(|d| {
+                name_key(d.name).contains(&key)
+                    || d.board.contains(&key)
+                    || model_numbers(d.product_type)
+                        .iter()
+                        .any(|m| m.to_ascii_lowercase().contains(&key))
+            })
+            .collect()
+    };
+    if !found.is_empty() {
+        return found;
+    }
+    all().iter().filter(in_type).collect()
 }
 
 /// How well `query` (lowercase) matches `field` (lowercase); lower is better, `None` is no match.
@@ -396,12 +729,20 @@ pub fn sibling_variant<'a>(device: &Device, supported: &'a [String]) -> Option<&
     })
 }
 
-/// Aligned columns for `ipswcheck devices`: PRODUCT TYPE, BOARD, CHIP, BOARD ID, NAME, with the
-/// ids spelled as in BuildManifests (`0x8010`, `0x0C`). One line per row after the header; ends
-/// with a newline; no trailing spaces.
+/// Aligned columns for `ipswcheck devices`: PRODUCT TYPE, BOARD, CHIP, BOARD ID, NAME, MODEL
+/// NUMBERS, with the ids spelled as in BuildManifests (`0x8010`, `0x0C`) and the model numbers
+/// comma-separated (empty when appledb lists none). One line per row after the header; ends with
+/// a newline; no trailing spaces.
 pub fn format_table(rows: &[&Device]) -> String {
-    const HEADER: [&str; 5] = ["PRODUCT TYPE", "BOARD", "CHIP", "BOARD ID", "NAME"];
-    let cells: Vec<[String; 5]> = rows
+    const HEADER: [&str; 6] = [
+        "PRODUCT TYPE",
+        "BOARD",
+        "CHIP",
+        "BOARD ID",
+        "NAME",
+        "MODEL NUMBERS",
+    ];
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|d| {
             [
@@ -410,6 +751,7 @@ pub fn format_table(rows: &[&Device]) -> String {
                 d.chip_id_hex(),
                 d.board_id_hex(),
                 d.name.to_string(),
+                model_numbers(d.product_type).join(","),
             ]
         })
         .collect();
@@ -421,7 +763,7 @@ pub fn format_table(rows: &[&Device]) -> String {
     }
 
     let mut out = String::new();
-    let mut line = |cols: [&str; 5]| {
+    let mut line = |cols: [&str; 6]| {
         let mut l = String::new();
         for (i, col) in cols.iter().enumerate() {
             if i + 1 == cols.len() {
@@ -635,18 +977,77 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(t.ends_with('\n'));
         assert!(lines.iter().all(|l| l == &l.trim_end()));
-        assert_eq!(lines[0], "PRODUCT TYPE  BOARD   CHIP    BOARD ID  NAME");
+        assert_eq!(
+            lines[0],
+            "PRODUCT TYPE  BOARD   CHIP    BOARD ID  NAME       MODEL NUMBERS"
+        );
         assert_eq!(
             lines[1],
-            "iPhone8,1     n71ap   0x8000  0x04      iPhone 6s"
+            "iPhone8,1     n71ap   0x8000  0x04      iPhone 6s  A1633,A1688,A1691,A1700"
         );
         assert_eq!(
             lines[2],
-            "iPhone8,1     n71map  0x8003  0x04      iPhone 6s"
+            "iPhone8,1     n71map  0x8003  0x04      iPhone 6s  A1633,A1688,A1691,A1700"
         );
         assert_eq!(
             format_table(&[]),
-            "PRODUCT TYPE  BOARD  CHIP  BOARD ID  NAME\n"
+            "PRODUCT TYPE  BOARD  CHIP  BOARD ID  NAME  MODEL NUMBERS\n"
         );
+        // A device appledb lists no model number for ends with its name.
+        let mac = format_table(&by_product_type("Mac14,2"));
+        assert!(mac
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("MacBook Air (M2, 2022)"));
+    }
+
+    #[test]
+    fn keys_and_model_numbers() {
+        assert_eq!(compact(" iPhone 9,3 "), "iphone9,3");
+        assert_eq!(name_key("iPhone 7 (GSM)"), name_key("iphone7 gsm"));
+        assert_eq!(name_key("iPad 2 (WiFi)"), name_key("ipad 2 wi-fi"));
+        assert_eq!(model_number_key("a 1778"), Some("A1778".to_string()));
+        assert_eq!(model_number_key("A177"), None);
+        assert_eq!(model_number_key("B1778"), None);
+        assert_eq!(model_numbers("iphone9,1"), ["A1660", "A1779", "A1780"]);
+        // Two boards, one list.
+        assert_eq!(
+            model_numbers("iPhone8,1"),
+            ["A1633", "A1688", "A1691", "A1700"]
+        );
+        assert!(model_numbers("Mac14,2").is_empty());
+        assert_eq!(count_words(2), "two devices");
+        assert_eq!(count_words(12), "12 devices");
+        assert_eq!(
+            join_and(&["a".into(), "b".into(), "c".into()]),
+            "a, b and c"
+        );
+    }
+
+    #[test]
+    fn ambiguous_message_shapes() {
+        let Err(e) = resolve("iphone 7", None) else {
+            panic!("iphone 7 must be ambiguous");
+        };
+        assert_eq!(
+            e.to_string(),
+            "iPhone 7 is two devices: iPhone9,1 (Global/CDMA: A1660, A1779, A1780) and \
+             iPhone9,3 (GSM: A1778); name one with --device iPhone9,3 or its model number from \
+             the back of the phone / Settings › General › About (tap Model Number)"
+        );
+        let Err(e) = resolve("A1332", None) else {
+            panic!("A1332 must be ambiguous");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "A1332 is two devices: iPhone3,1 (iPhone 4 (GSM): A1332) and \
+                 iPhone3,2 (iPhone 4 (GSM) R2 2012: A1332); name one with --device iPhone3,2 \
+                 (the model number does not tell them apart"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("--board"), "{msg}");
     }
 }

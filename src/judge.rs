@@ -253,9 +253,14 @@ impl Finding {
                 FileStatus::SigningUnknown
             }
             Finding::Interrupted { .. } => FileStatus::Interrupted,
-            // A file for another device is not broken: scan judges it on its own merits.
-            Finding::NotForDevice { .. } | Finding::OnlyOtherBehavior { .. } => return None,
-            _ => return None,
+            // A file for another device is not broken: scan judges it on its own merits;
+            // notes fail nothing.
+            Finding::NotForDevice { .. }
+            | Finding::OnlyOtherBehavior { .. }
+            | Finding::ContentsNotVerified { .. }
+            | Finding::Unverifiable { .. }
+            | Finding::ChecksumAdvisory { .. }
+            | Finding::SigningNotChecked { .. } => return None,
         })
     }
 

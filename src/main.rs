@@ -1,16 +1,48 @@
 //! The `ipswcheck` binary: parse flags, call the library, print, exit with the code.
+//!
+//! Everything printed goes through [`emit`] (stdout) and [`emit_err`] (stderr): a reader
+//! that went away (`ipswcheck devices | head -1`) ends the output quietly, and a full disk
+//! (`> /dev/full`) is one line on stderr, never a panic. The macros below shadow std's in
+//! this file so that no `print!` can bypass them.
+
+/// `print!` through [`emit`].
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::emit(&format!($($arg)*))
+    };
+}
+
+/// `println!` through [`emit`].
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` through [`emit_err`].
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::emit_err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod cli;
+mod progress;
+mod terminal;
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::sync::atomic::Ordering;
+use progress::draw_progress;
+use terminal::{emit, emit_bytes, emit_err, resolve_style, style, STYLE};
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command, NetworkArgs, OutputArgs, OutputFormat};
+use cli::{
+    AppleArgs, Cli, Command, ConnectArgs, IpswMeArgs, NetworkArgs, OutputArgs, OutputFormat,
+};
 use ipswcheck::check::{self, CheckOptions, ExpectedChecksum, Progress};
 use ipswcheck::device;
 use ipswcheck::digest::{from_hex, DigestAlgorithm};
@@ -18,8 +50,9 @@ use ipswcheck::exit::ExitCode;
 use ipswcheck::manifest::RestoreBehavior;
 use ipswcheck::remote;
 use ipswcheck::render::{self, Format, SignedList};
+use ipswcheck::report::{Report, Verdict};
 use ipswcheck::scan;
-use ipswcheck::signing::{self, SigningOptions};
+use ipswcheck::signing::{self, Reachability, SigningOptions};
 
 /// Set when the command line asks for JSON: then every failure, usage errors included,
 /// is also a JSON document on stdout (README "JSON report").
@@ -56,17 +89,39 @@ fn main() -> std::process::ExitCode {
             e.exit()
         }
     };
+    let _ = STYLE.set(resolve_style(cli.color));
     let code = match cli.command {
-        Some(Command::Devices { query }) => devices(query.as_deref().unwrap_or("")),
+        Some(Command::Devices { query }) => devices(&query.join(" ")),
         Some(Command::Signed {
             device,
-            network,
+            ipswme,
+            connect,
             output,
-        }) => signed(&device, &network, &output),
-        Some(Command::Doctor { network }) => doctor(&network),
+        }) => signed(&device, &ipswme, &connect, &output),
+        Some(Command::Doctor { apple, connect }) => doctor(&apple, &connect),
         Some(Command::Scan(args)) => scan(args),
         Some(Command::Fetch(args)) => fetch(args),
-        None => check_one(cli.check),
+        Some(Command::Completions { shell }) => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ipswcheck", &mut script);
+            emit_bytes(&script);
+            ExitCode::Ready
+        }
+        Some(Command::Man) => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => {
+                    emit_bytes(&page);
+                    ExitCode::Ready
+                }
+                Err(e) => fail(
+                    ExitCode::Usage,
+                    "man",
+                    &format!("cannot render the man page: {e}"),
+                ),
+            }
+        }
+        None => check_files(cli.check),
     };
     code.into()
 }
@@ -119,17 +174,45 @@ fn convert(format: OutputFormat) -> Format {
     }
 }
 
+/// Signing options for the commands that use every network flag (check, scan, fetch).
 fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
+    signing_options_from(
+        Some(&net.apple),
+        Some(&net.ipswme),
+        &net.connect,
+        net.tss_dump.as_ref(),
+    )
+}
+
+/// Signing options from the flag groups a command offers (`signed` has no Apple flags,
+/// `doctor` no ipsw.me flags); what a command does not offer keeps its default.
+fn signing_options_from(
+    apple: Option<&AppleArgs>,
+    ipswme: Option<&IpswMeArgs>,
+    connect: &ConnectArgs,
+    tss_dump: Option<&PathBuf>,
+) -> Result<SigningOptions, ExitCode> {
     let mut opts = SigningOptions::from_env();
-    opts.offline = net.offline;
-    if let Some(url) = &net.tss_url {
-        opts.tss_url = url.clone();
+    if let Some(apple) = apple {
+        opts.offline = apple.offline;
+        if let Some(url) = &apple.tss_url {
+            opts.tss_url = url.clone();
+        }
+        if let Some(hosts) = &apple.hosts_file {
+            opts.hosts_file = hosts.clone();
+        }
     }
-    if let Some(url) = &net.api_url {
-        opts.api_url = url.clone();
+    if let Some(ipswme) = ipswme {
+        if let Some(url) = &ipswme.api_url {
+            opts.api_url = url.clone();
+        }
+        if ipswme.cache_dir.is_some() {
+            opts.cache_dir = ipswme.cache_dir.clone();
+        }
+        opts.refresh = ipswme.refresh;
     }
-    if net.ca_file.is_some() {
-        opts.ca_file = net.ca_file.clone();
+    if connect.ca_file.is_some() {
+        opts.ca_file = connect.ca_file.clone();
     }
     // A root file that cannot be used is a bad flag, said before anything is checked.
     if let Some(path) = &opts.ca_file {
@@ -139,20 +222,13 @@ fn signing_options(net: &NetworkArgs) -> Result<SigningOptions, ExitCode> {
     }
     // A day is far beyond any useful timeout; beyond it (1e300) the deadline
     // arithmetic would overflow.
-    if !(net.timeout.is_finite() && net.timeout > 0.0 && net.timeout <= 86_400.0) {
+    if !(connect.timeout.is_finite() && connect.timeout > 0.0 && connect.timeout <= 86_400.0) {
         return Err(usage(
             "--timeout must be a positive number of seconds, at most 86400",
         ));
     }
-    opts.timeout = Duration::from_secs_f64(net.timeout);
-    if net.cache_dir.is_some() {
-        opts.cache_dir = net.cache_dir.clone();
-    }
-    opts.refresh = net.refresh;
-    if let Some(hosts) = &net.hosts_file {
-        opts.hosts_file = hosts.clone();
-    }
-    opts.tss_dump = net.tss_dump.clone();
+    opts.timeout = Duration::from_secs_f64(connect.timeout);
+    opts.tss_dump = tss_dump.cloned();
     Ok(opts)
 }
 
@@ -226,10 +302,12 @@ fn check_options(
     })
 }
 
-fn check_one(args: cli::CheckArgs) -> ExitCode {
-    let Some(file) = args.file.clone() else {
+/// `ipswcheck FILE…`: each file in turn; with several, a summary line and the exit code
+/// a restore would meet first.
+fn check_files(args: cli::CheckArgs) -> ExitCode {
+    if args.file.is_empty() {
         return usage("no file given; usage: ipswcheck FILE.ipsw --device iPhone9,3 (see --help)");
-    };
+    }
     let options = match check_options(
         &args.target,
         Some(&args.checksum),
@@ -240,11 +318,8 @@ fn check_one(args: cli::CheckArgs) -> ExitCode {
         Err(code) => return code,
     };
     // An http(s) URL is checked remotely, by range requests (quick mode).
-    let url = file
-        .to_str()
-        .filter(|f| remote::is_url(f))
-        .map(str::to_owned);
-    if url.is_some() && options.signing.offline {
+    let is_url = |file: &Path| file.to_str().is_some_and(remote::is_url);
+    if options.signing.offline && args.file.iter().any(|f| is_url(f)) {
         return usage(
             "--offline cannot check a URL: reading it needs the network (drop --offline, or download the file and check it)",
         );
@@ -252,54 +327,111 @@ fn check_one(args: cli::CheckArgs) -> ExitCode {
     if let Err(code) = hashing_threads(args.jobs) {
         return code;
     }
+    if args.file.len() == 1 {
+        let report = check_path(&args.file[0], &options, &args);
+        print_report(&report, &args.output);
+        return report.exit();
+    }
+    let format = format_of(&args.output);
+    let mut reports = Vec::new();
+    for (i, file) in args.file.iter().enumerate() {
+        let report = check_path(file, &options, &args);
+        if !args.output.quiet {
+            let text = render::renderer_with(format, args.output.verbose, style()).report(&report);
+            match format {
+                // One array, printed at the end.
+                Format::Json => {}
+                // One header for all the rows.
+                Format::Csv | Format::Table if i > 0 => {
+                    emit(text.split_once('\n').map_or("", |(_, rows)| rows));
+                }
+                _ => emit(&text),
+            }
+        }
+        let interrupted = report.exit() == ExitCode::Interrupted;
+        reports.push(report);
+        if interrupted {
+            break;
+        }
+    }
+    if !args.output.quiet {
+        match format {
+            Format::Json => {
+                // The documents `--json` prints for one file, in one array.
+                emit(&(serde_json::to_string_pretty(&reports).expect("serializable") + "\n"));
+            }
+            Format::Human | Format::Table => {
+                emit(&(summary_line(&reports, args.file.len()) + "\n"));
+            }
+            Format::Ndjson | Format::Csv => {}
+        }
+    }
+    ExitCode::first_in_restore_order(reports.iter().map(Report::exit))
+}
+
+/// "2 files: 1 ready, 1 not ready" (and how many were not checked after a Ctrl-C).
+fn summary_line(reports: &[Report], asked: usize) -> String {
+    let mut parts = Vec::new();
+    for (verdict, name) in [
+        (Verdict::Ready, "ready"),
+        (Verdict::StructureOk, "structure OK"),
+        (Verdict::NotReady, "not ready"),
+        (Verdict::Unknown, "unknown"),
+    ] {
+        let n = reports.iter().filter(|r| r.verdict == verdict).count();
+        if n > 0 {
+            parts.push(format!("{n} {name}"));
+        }
+    }
+    if reports.len() < asked {
+        parts.push(format!("{} not checked", asked - reports.len()));
+    }
+    format!("{asked} files: {}", parts.join(", "))
+}
+
+/// Check one file or URL, with the progress line when stderr is a terminal.
+fn check_path(file: &Path, options: &CheckOptions, args: &cli::CheckArgs) -> Report {
+    let url = file
+        .to_str()
+        .filter(|f| remote::is_url(f))
+        .map(str::to_owned);
     let progress = Progress::default();
     let show_progress =
         !args.output.quiet && !args.quick && url.is_none() && std::io::stderr().is_terminal();
-    let finished = std::sync::atomic::AtomicBool::new(false);
-    let report = std::thread::scope(|s| {
+    let finished = AtomicBool::new(false);
+    let asks_apple = !options.signing.offline;
+    std::thread::scope(|s| {
         if show_progress {
-            s.spawn(|| draw_progress(&progress, &finished, &file));
+            s.spawn(|| draw_progress(&progress, &finished, file, asks_apple));
         }
-        let report = match &url {
-            Some(url) => remote::check_url(url, &options, None),
-            None => check::check_file(&file, &options, &progress),
+        let mut report = match &url {
+            Some(url) => remote::check_url(url, options, None),
+            None => check::check_file(file, options, &progress),
         };
         finished.store(true, Ordering::Relaxed);
+        // A folder is not an IPSW (exit 3), but the user probably meant a library.
+        if url.is_none() && file.is_dir() {
+            for problem in report
+                .problems
+                .iter_mut()
+                .filter(|p| p.kind == "not_an_ipsw")
+            {
+                problem.hint = Some(format!(
+                    "to check every IPSW in this folder, run `ipswcheck scan {}`",
+                    file.display()
+                ));
+            }
+        }
         report
-    });
-    print_report(&report, &args.output);
-    report.exit()
-}
-
-/// A byte-and-ETA progress bar on stderr, redrawn from the shared counters.
-fn draw_progress(progress: &Progress, finished: &std::sync::atomic::AtomicBool, file: &Path) {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(
-        file.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    while !finished.load(Ordering::Relaxed) {
-        bar.set_length(progress.total.load(Ordering::Relaxed));
-        bar.set_position(progress.done.load(Ordering::Relaxed));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bar.finish_and_clear();
+    })
 }
 
 fn print_report(report: &ipswcheck::report::Report, output: &OutputArgs) {
     if output.quiet {
         return;
     }
-    let text = render::renderer(format_of(output), output.verbose).report(report);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let text = render::renderer_with(format_of(output), output.verbose, style()).report(report);
+    emit(&text);
 }
 
 fn scan(args: cli::ScanArgs) -> ExitCode {
@@ -327,7 +459,7 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
     options.rehash = args.rehash;
     let cancel = scan::interrupt_flag();
     let progress = scan::ScanProgress::default();
-    let finished = std::sync::atomic::AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
         if std::io::stderr().is_terminal() {
             s.spawn(|| scan::draw_progress(&progress, &finished));
@@ -340,8 +472,8 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(ExitCode::NotAnIpsw, "path", &e.to_string()),
     };
-    let text = render::renderer(convert(args.format), false).scan(&result);
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let text = render::renderer_with(convert(args.format), false, style()).scan(&result);
+    emit(&text);
     result.exit()
 }
 
@@ -373,11 +505,11 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
     };
     let progress = Progress::default();
     let show_progress = !args.output.quiet && std::io::stderr().is_terminal();
-    let finished = std::sync::atomic::AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
     let interrupted = scan::interrupt_flag();
     let outcome = std::thread::scope(|s| {
         if show_progress {
-            s.spawn(|| draw_progress(&progress, &finished, &dest));
+            s.spawn(|| draw_progress(&progress, &finished, &dest, false));
         }
         // Ctrl-C stops the download and keeps FILE.part for a resume.
         s.spawn(|| {
@@ -441,18 +573,20 @@ fn devices(query: &str) -> ExitCode {
     ExitCode::Ready
 }
 
-fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
+fn signed(
+    query: &str,
+    ipswme: &IpswMeArgs,
+    connect: &ConnectArgs,
+    output: &OutputArgs,
+) -> ExitCode {
     let boards = match device::resolve(query, None) {
         Ok(b) => b,
         Err(e) => return usage(e),
     };
-    let opts = match signing_options(network) {
+    let opts = match signing_options_from(None, Some(ipswme), connect, None) {
         Ok(o) => o,
         Err(code) => return code,
     };
-    if opts.offline {
-        return usage("`signed` asks ipsw.me and cannot run with --offline");
-    }
     let product_type = boards[0].product_type;
     let (builds, error) = match signing::signed_builds(product_type, &opts) {
         Ok(builds) => (builds, None),
@@ -470,28 +604,40 @@ fn signed(query: &str, network: &NetworkArgs, output: &OutputArgs) -> ExitCode {
         builds,
         error,
     };
+    // -q: nothing anywhere, the exit code is the answer.
+    if output.quiet {
+        return code;
+    }
     if let Some(e) = &list.error {
         eprintln!("ipswcheck: could not ask ipsw.me: {e}");
     }
-    if !output.quiet {
-        let format = format_of(output);
-        // The error is on stderr already; a human list would only repeat it.
-        if !(format == Format::Human && list.error.is_some()) {
-            let text = render::renderer(format, false).signed(&list);
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        }
+    let format = format_of(output);
+    // The error is on stderr already; a human list would only repeat it.
+    if !(format == Format::Human && list.error.is_some()) {
+        emit(&render::renderer_with(format, false, style()).signed(&list));
     }
     code
 }
 
-fn doctor(network: &NetworkArgs) -> ExitCode {
-    let opts = match signing_options(network) {
+/// `doctor`: exit 30 when the hosts file redirects gs.apple.com (the code a check gives
+/// for it), 31 when Apple's server cannot be reached or is not trusted, 0 otherwise.
+fn doctor(apple: &AppleArgs, connect: &ConnectArgs) -> ExitCode {
+    let opts = match signing_options_from(Some(apple), None, connect, None) {
         Ok(o) => o,
         Err(code) => return code,
     };
     let report = signing::doctor(&opts);
     print!("{report}");
-    if report.healthy() {
+    doctor_code(&report)
+}
+
+fn doctor_code(report: &signing::DoctorReport) -> ExitCode {
+    if !report.hosts_redirects.is_empty() {
+        ExitCode::NotSigned
+    } else if matches!(
+        report.tss,
+        Reachability::Reachable { .. } | Reachability::Skipped
+    ) {
         ExitCode::Ready
     } else {
         ExitCode::SigningUnknown

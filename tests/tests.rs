@@ -10,12 +10,14 @@ mod util;
 
 mod adversarial;
 mod check;
+mod cli;
 mod device;
 mod fixture;
 mod formats;
 mod judge;
 mod limits;
 mod network_faults;
+mod output;
 mod pipelined;
 mod realdata;
 mod remote;

@@ -95,6 +95,11 @@ impl Validators {
         }
     }
 
+    /// The validators of an answer.
+    pub fn from_response(response: &Response) -> Validators {
+        Validators::from_headers(response.headers())
+    }
+
     /// The `If-Range` value: a strong ETag, else the Last-Modified date (RFC 9110 §13.1.5
     /// forbids weak ETags there).
     pub fn if_range(&self) -> Option<&str> {
@@ -371,6 +376,39 @@ impl RemoteFile {
             || differs(&now.last_modified, &meta.validators.last_modified)
         {
             return Err(RemoteError::Changed);
+        }
+        Ok(response)
+    }
+
+    /// A plain `GET` of the whole file, for a server without range support (`fetch`
+    /// streams it): the answer up to its headers, which must be `200`; the size (when
+    /// the server sends `Content-Length`) and validators are learnt from it. The body is
+    /// the caller's to read (and to count with [`RemoteFile::add_fetched`]).
+    pub fn open_whole(&self) -> Result<Response, RemoteError> {
+        let request = self
+            .client
+            .get(&self.url)
+            .header(header::ACCEPT_ENCODING, "identity");
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request.send().map_err(|e| {
+            RemoteError::Network(if e.is_timeout() {
+                "no answer in time".into()
+            } else {
+                error_chain(&e)
+            })
+        })?;
+        self.add_fetched(header_bytes(&response));
+        if response.status() != StatusCode::OK {
+            return Err(http_status(&response));
+        }
+        if let Some(size) = response.content_length() {
+            if size == 0 {
+                return Err(RemoteError::Empty);
+            }
+            let _ = self.meta.set(Meta {
+                size,
+                validators: Validators::from_headers(response.headers()),
+            });
         }
         Ok(response)
     }

@@ -19,6 +19,11 @@
 //!    `FILE` (a hard link then unlink, so an existing `FILE` is never replaced). On a
 //!    failed check nothing is kept, or with `keep` the file is kept as `FILE.failed`.
 //!
+//! A server without range support gets no preflight (the directory is at the end of a
+//! body it only sends whole): the body is streamed into `FILE.part` and checked in full
+//! once complete, device and signing included, with the same rule for publishing
+//! (`fetch_streamed`); such a download cannot be resumed.
+//!
 //! Read-only rule: an existing `FILE` is never modified or deleted (fetch refuses to
 //! start), and a `FILE.part` is only reused or removed when its sidecar says this command
 //! wrote it for this URL.
@@ -34,10 +39,10 @@ use serde::{Deserialize, Serialize};
 use super::client::io_error_chain;
 use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failure, unreadable};
 use super::{RemoteError, RemoteFile, Validators};
-use crate::archive::Archive;
-use crate::check::{CheckOptions, OpenedIpsw, PreparedCheck, Progress};
+use crate::archive::{Archive, ArchiveError};
+use crate::check::{check_file, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, Progress};
 use crate::judge::Finding;
-use crate::report::{CheckStatus, Report};
+use crate::report::{CheckStatus, Checks, Report};
 use crate::signing::SigningSession;
 use crate::verify::{self, EntryDamage};
 
@@ -95,8 +100,6 @@ impl FetchOutcome {
 /// Why a fetch did not start (a usage problem: exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("offline: `fetch` downloads, so it needs the network")]
-    Offline,
     #[error("{} already exists; ipswcheck never replaces a file: choose another name with -o", .0.display())]
     Exists(PathBuf),
     #[error("{} exists but was not left by `ipswcheck fetch` of this URL; remove it or choose another name with -o", .0.display())]
@@ -190,9 +193,8 @@ pub fn fetch(
     session: Option<&SigningSession>,
     progress: &Progress,
 ) -> Result<FetchOutcome, FetchError> {
-    if options.check.signing.offline {
-        return Err(FetchError::Offline);
-    }
+    // `--offline` only keeps Apple out: the download itself needs the network, and the
+    // verdict rests on the local checks with signing "skipped", as for a local file.
     let part_path = with_suffix(dest, ".part");
     let sidecar_path = with_suffix(dest, ".part.json");
     if fs::symlink_metadata(dest).is_ok() {
@@ -236,6 +238,14 @@ pub fn fetch(
     };
     let ipsw = match open_url(&remote) {
         Ok(ipsw) => ipsw,
+        Err(e) if no_ranges(&e) => {
+            let paths = PartPaths {
+                part: part_path,
+                sidecar: sidecar_path,
+                existed: previous.is_some(),
+            };
+            return fetch_streamed(url, dest, options, progress, &remote, paths);
+        }
         Err(e) => {
             let mut report = unreadable(url, &options.check, &e);
             fix_remote_report(&mut report, url, Some(&remote));
@@ -488,6 +498,227 @@ pub fn fetch(
     drop(local);
     let _ = file.sync_all();
     drop(file);
+    let _ = fs::remove_file(&sidecar_path);
+    if report.exit_code == 0 {
+        match publish(&part_path, dest) {
+            Ok(()) => outcome.saved = Some(dest.to_path_buf()),
+            Err(e) => {
+                report.add(Finding::NotDownloaded {
+                    message: format!(
+                        "the verified download could not be renamed to {}: {e}",
+                        dest.display()
+                    ),
+                    hint: format!("it is in {}", part_path.display()),
+                });
+                report.conclude();
+                outcome.partial = Some(part_path);
+            }
+        }
+    } else if options.keep {
+        outcome.kept_failed = keep_failed(&part_path, dest);
+    } else {
+        let _ = fs::remove_file(&part_path);
+    }
+    outcome.report = report;
+    Ok(outcome)
+}
+
+/// Whether opening the URL failed because the server ignores range requests.
+fn no_ranges(e: &OpenError) -> bool {
+    match e {
+        OpenError::Archive(ArchiveError::Unreadable(e)) => matches!(
+            e.get_ref()
+                .and_then(|inner| inner.downcast_ref::<RemoteError>()),
+            Some(RemoteError::NoRanges { .. })
+        ),
+        _ => false,
+    }
+}
+
+/// `FILE.part`, its sidecar, and whether a part of an earlier run was there.
+struct PartPaths {
+    part: PathBuf,
+    sidecar: PathBuf,
+    existed: bool,
+}
+
+/// `fetch` from a server without range support: the whole body in one streamed `GET`
+/// into `FILE.part` (an earlier part of this URL is started over: nothing can be
+/// resumed without ranges), then — the zip directory being at the end, nothing can be
+/// planned before the last byte — the ordinary full check of the local file in one
+/// pass: archive, every CRC-32, components, whole-file SHA-1, and the device and signing
+/// verdicts. `FILE` is published only when that report is ready (exit 0); otherwise the
+/// usual rules (`keep`) apply. A broken transfer keeps `FILE.part` as the ranged
+/// download does, and says that it cannot be resumed from this server.
+fn fetch_streamed(
+    url: &str,
+    dest: &Path,
+    options: &FetchOptions,
+    progress: &Progress,
+    remote: &RemoteFile,
+    paths: PartPaths,
+) -> Result<FetchOutcome, FetchError> {
+    let PartPaths {
+        part: part_path,
+        sidecar: sidecar_path,
+        existed,
+    } = paths;
+    let response = match remote.open_whole() {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(FetchOutcome::stopped(remote_failure(
+                url,
+                &options.check,
+                Some(remote),
+                &e,
+            )))
+        }
+    };
+    let size = response.content_length();
+    let validators = Validators::from_response(&response);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FetchError::Io { path, source }
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&part_path)
+        .map_err(io_err(&part_path))?;
+    if !lock_exclusive(&file) {
+        return Err(FetchError::Busy(part_path));
+    }
+    let mut sidecar = Sidecar {
+        ipswcheck_fetch: 1,
+        url: url.to_owned(),
+        size: size.unwrap_or(0),
+        etag: validators.etag.clone(),
+        last_modified: validators.last_modified.clone(),
+        completed: 0,
+    };
+    if let Err(e) = sidecar.save(&sidecar_path) {
+        if !existed {
+            drop(file);
+            let _ = fs::remove_file(&part_path);
+        }
+        return Err(FetchError::Io {
+            path: sidecar_path,
+            source: e,
+        });
+    }
+    file.set_len(0).map_err(io_err(&part_path))?;
+    progress.total.store(size.unwrap_or(0), Ordering::Relaxed);
+    progress.done.store(0, Ordering::Relaxed);
+
+    // The whole body, written as it arrives.
+    let mut body = response.take(size.unwrap_or(u64::MAX));
+    let mut out = &file;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    let mut last_save = Instant::now();
+    let failure = loop {
+        if progress.cancel.load(Ordering::Relaxed) {
+            break Some(TransferError::Cancelled);
+        }
+        let n = match body.read(&mut buf) {
+            Ok(0) if size.is_none_or(|s| pos == s) => break None,
+            Ok(0) => {
+                break Some(TransferError::Remote(RemoteError::BrokenOff {
+                    got: pos,
+                    want: size.unwrap_or(pos),
+                    reason: "the connection closed".into(),
+                }))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                break Some(TransferError::Remote(RemoteError::BrokenOff {
+                    got: pos,
+                    want: size.unwrap_or(pos),
+                    reason: io_error_chain(&e),
+                }))
+            }
+        };
+        remote.add_fetched(n as u64);
+        if let Err(e) = out.write_all(&buf[..n]) {
+            break Some(TransferError::Write(e.to_string()));
+        }
+        pos += n as u64;
+        progress.done.store(pos, Ordering::Relaxed);
+        if last_save.elapsed() >= SIDECAR_EVERY {
+            sidecar.completed = pos;
+            let _ = sidecar.save(&sidecar_path);
+            last_save = Instant::now();
+        }
+    };
+    drop(body);
+    sidecar.completed = pos;
+    if size.is_none() {
+        sidecar.size = pos;
+    }
+    let _ = sidecar.save(&sidecar_path);
+    let _ = file.sync_data();
+    drop(file);
+
+    let mut outcome = FetchOutcome {
+        report: Report::new(
+            url.to_owned(),
+            Checks::skipped("the download did not finish"),
+        ),
+        saved: None,
+        kept_failed: None,
+        partial: None,
+        resumed_from: None,
+        downloaded: true,
+    };
+    if let Some(failure) = failure {
+        // FILE.part is kept, as after a broken ranged download: a later run starts over
+        // (or resumes, should the server have learnt ranges).
+        let total = size.map_or_else(|| "?".into(), human_bytes);
+        let no_resume = "the server does not support range requests, so the download cannot \
+                         resume: run the same command again to download it from the start";
+        let finding = match failure {
+            TransferError::Cancelled => Finding::Interrupted {
+                message: format!(
+                    "the download was interrupted at {} of {total}; {no_resume}",
+                    human_bytes(pos)
+                ),
+            },
+            TransferError::Remote(e) => Finding::NotDownloaded {
+                message: format!(
+                    "{url}: the download stopped at {} of {total}: {}",
+                    human_bytes(pos),
+                    match e {
+                        RemoteError::BrokenOff { reason, .. } => reason,
+                        other => other.to_string(),
+                    }
+                ),
+                hint: no_resume.into(),
+            },
+            TransferError::Write(e) => Finding::NotDownloaded {
+                message: format!("cannot write {}: {e}", part_path.display()),
+                hint: format!("free some space and run the same command again; {no_resume}"),
+            },
+        };
+        outcome.report.add(finding);
+        outcome.report.conclude();
+        fix_remote_report(&mut outcome.report, url, Some(remote));
+        outcome.partial = Some(part_path);
+        return Ok(outcome);
+    }
+
+    // The full check of the downloaded file: the device and signing verdicts apply now.
+    let full = CheckOptions {
+        quick: false,
+        ..options.check.clone()
+    };
+    let mut report = check_file(&part_path, &full, &Progress::default());
+    fix_remote_report(&mut report, url, Some(remote));
+    if report.size.is_none() {
+        report.size = Some(pos);
+    }
     let _ = fs::remove_file(&sidecar_path);
     if report.exit_code == 0 {
         match publish(&part_path, dest) {

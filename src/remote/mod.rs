@@ -17,7 +17,8 @@
 //! The report is the usual one with `file` the URL, `size` from `Content-Range` and
 //! `bytes_fetched` counting every byte received (headers included). A server that does
 //! not honour ranges is refused before its body is read. [`fetch()`] downloads a file
-//! after the same preflight, verifying it as it arrives.
+//! after the same preflight, verifying it as it arrives; from a server without ranges it
+//! downloads the whole body and checks it in full at the end.
 
 pub mod client;
 pub mod fetch;
@@ -169,7 +170,7 @@ pub(crate) fn unreadable(url: &str, options: &CheckOptions, error: &OpenError) -
     };
     let hint = match remote {
         Some(RemoteError::NoRanges { .. }) => {
-            "download it with a browser or curl and check the file (`ipswcheck FILE`), or use a mirror that supports ranges"
+            "`ipswcheck fetch URL` downloads it whole and verifies it; or download it with a browser or curl and check the file (`ipswcheck FILE`), or use a mirror that supports ranges"
         }
         Some(RemoteError::Offline) => "drop --offline, or download the file and check it locally",
         Some(RemoteError::NotAUrl) => "give an http:// or https:// URL",

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{escape, Renderer, ScanResult, SignedList};
+use super::{escape, paint, Color, Renderer, ScanResult, SignedList, Style};
 use crate::exit::ExitCode;
 use crate::judge::{Finding, Verdict};
 use crate::report::{CheckStatus, Problem, Report};
@@ -11,16 +11,17 @@ use crate::report::{CheckStatus, Problem, Report};
 /// The human format; `verbose` lists every check and component.
 pub struct Human {
     pub verbose: bool,
+    pub style: Style,
 }
 
 impl Renderer for Human {
     fn report(&self, report: &Report) -> String {
-        render(report, self.verbose)
+        render_styled(report, self.verbose, self.style)
     }
 
     /// A library is read as a table (one line per file), then the summary.
     fn scan(&self, result: &ScanResult) -> String {
-        super::table::Table.scan(result)
+        super::table::Table { style: self.style }.scan(result)
     }
 
     fn signed(&self, list: &SignedList) -> String {
@@ -53,8 +54,39 @@ impl Renderer for Human {
 
 /// The whole human report.
 pub fn render(report: &Report, verbose: bool) -> String {
+    render_styled(report, verbose, Style::default())
+}
+
+/// The verdict words a headline starts with, and their colors.
+const VERDICTS: [(&str, Color); 4] = [
+    ("NOT READY", Color::Red),
+    ("READY", Color::Green),
+    ("STRUCTURE OK", Color::Yellow),
+    ("UNKNOWN", Color::Yellow),
+];
+
+/// The headline with its verdict word in its color (when `color`).
+fn painted_headline(report: &Report, color: bool) -> String {
+    let line = headline(report);
+    if !color {
+        return line;
+    }
+    for (word, c) in VERDICTS {
+        if let Some(rest) = line.strip_prefix(word) {
+            if rest.starts_with(':') {
+                return format!("{}{rest}", paint(word, c, true));
+            }
+        }
+    }
+    line
+}
+
+/// The whole human report in `style` (its verdict word and ✗ marks in color when
+/// `style.color`; a report is never fitted to a width).
+pub fn render_styled(report: &Report, verbose: bool, style: Style) -> String {
+    let cross = paint("✗", Color::Red, style.color);
     let mut out = String::new();
-    let _ = writeln!(out, "{}", headline(report));
+    let _ = writeln!(out, "{}", painted_headline(report, style.color));
     let mut groups: Vec<(&str, Vec<&Problem>)> = Vec::new();
     for p in &report.problems {
         match groups.iter_mut().find(|(check, _)| *check == p.check) {
@@ -70,9 +102,9 @@ pub fn render(report: &Report, verbose: bool) -> String {
         if in_headline {
             // The headline already says it.
         } else if list.len() == 1 {
-            let _ = writeln!(out, "  ✗ {check}: {}", escape(&list[0].message));
+            let _ = writeln!(out, "  {cross} {check}: {}", escape(&list[0].message));
         } else {
-            let _ = writeln!(out, "  ✗ {check}: {} problems", list.len());
+            let _ = writeln!(out, "  {cross} {check}: {} problems", list.len());
             let limit = if verbose { list.len() } else { SHOWN };
             for p in list.iter().take(limit) {
                 let _ = writeln!(out, "      {}", escape(&p.message));

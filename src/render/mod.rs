@@ -55,15 +55,58 @@ pub trait Renderer {
     fn signed(&self, list: &SignedList) -> String;
 }
 
+/// How the human formats (`human`, `table`) are drawn on a terminal. The default (no
+/// color, no width) is the layout for a pipe or a file, and what the machine formats
+/// always use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Color the verdict and status with ANSI SGR codes (only on a terminal).
+    pub color: bool,
+    /// Fit the table to this many display columns (the terminal's width).
+    pub width: Option<usize>,
+}
+
 /// The renderer for `format`; `verbose` lists every check and component (human only).
 pub fn renderer(format: Format, verbose: bool) -> Box<dyn Renderer> {
+    renderer_with(format, verbose, Style::default())
+}
+
+/// [`renderer`] drawn in `style` (color, terminal width); the machine formats (`json`,
+/// `ndjson`, `csv`) ignore the style.
+pub fn renderer_with(format: Format, verbose: bool, style: Style) -> Box<dyn Renderer> {
     match format {
-        Format::Human => Box::new(human::Human { verbose }),
-        Format::Table => Box::new(table::Table),
+        Format::Human => Box::new(human::Human { verbose, style }),
+        Format::Table => Box::new(table::Table { style }),
         Format::Json => Box::new(json::Json),
         Format::Ndjson => Box::new(ndjson::Ndjson),
         Format::Csv => Box::new(csv::Csv),
     }
+}
+
+/// ANSI SGR colors of the human formats (only drawn when [`Style::color`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Color {
+    Green,
+    Yellow,
+    Red,
+}
+
+/// `text` in `color` (bold) when `on`, else `text` unchanged.
+pub(crate) fn paint(text: &str, color: Color, on: bool) -> String {
+    if !on {
+        return text.to_owned();
+    }
+    let code = match color {
+        Color::Green => "32",
+        Color::Yellow => "33",
+        Color::Red => "31",
+    };
+    format!("\x1b[1;{code}m{text}\x1b[0m")
+}
+
+/// The display columns `text` takes on a terminal (wide characters count two).
+pub(crate) fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// `1.4 GiB`, `412.0 KiB`, `980 B`: binary units, one system everywhere (progress bars

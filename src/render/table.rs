@@ -3,11 +3,16 @@
 
 use std::fmt::Write as _;
 
-use super::{escape, human_bytes, Renderer, ScanResult, SignedList};
+use super::{
+    display_width, escape, human_bytes, paint, Color, Renderer, ScanResult, SignedList, Style,
+};
 use crate::report::Report;
 use crate::scan::{FileResult, FileStatus, Listed};
 
-pub struct Table;
+/// The table format, fitted to `style.width` when given.
+pub struct Table {
+    pub style: Style,
+}
 
 fn clip(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -17,6 +22,91 @@ fn clip(text: &str, width: usize) -> String {
         out.push('…');
         out
     }
+}
+
+/// `text` cut at its end to `width` display columns, with `…`.
+fn clip_columns(text: &str, width: usize) -> String {
+    if display_width(text) <= width {
+        return text.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = display_width(c.encode_utf8(&mut [0; 4]));
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// At most `width` display columns of `text`, from its end.
+fn tail_columns(text: &str, width: usize) -> String {
+    let mut chars = Vec::new();
+    let mut used = 0;
+    for c in text.chars().rev() {
+        let w = display_width(c.encode_utf8(&mut [0; 4]));
+        if used + w > width {
+            break;
+        }
+        used += w;
+        chars.push(c);
+    }
+    chars.iter().rev().collect()
+}
+
+/// `path` shortened in its middle to `width` display columns: the first folder and the
+/// file name stay (`lib/…/iPhone_4.7_P3_15.8_19H370_Restore.ipsw`), with as many of the
+/// folders nearest the file as fit; a name too long for that keeps its start and its end.
+pub(crate) fn clip_path(path: &str, width: usize) -> String {
+    if display_width(path) <= width {
+        return path.to_owned();
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() >= 3 {
+        let head = parts[0];
+        let mut tail = parts[parts.len() - 1].to_owned();
+        let fits = |tail: &str| display_width(head) + 3 + display_width(tail) <= width;
+        if fits(&tail) {
+            for part in parts[1..parts.len() - 1].iter().rev() {
+                let longer = format!("{part}/{tail}");
+                if !fits(&longer) {
+                    break;
+                }
+                tail = longer;
+            }
+            return format!("{head}/…/{tail}");
+        }
+    }
+    if width == 0 {
+        return String::new();
+    }
+    match parts.split_last() {
+        // The name, shortened in its middle (its start names the device, its end tells
+        // `(1)` copies apart), after `…/`.
+        Some((name, folders)) if !folders.is_empty() && width >= 8 => {
+            if display_width(name) + 2 <= width {
+                format!("…/{name}")
+            } else {
+                format!("…/{}", clip_middle(name, width - 2))
+            }
+        }
+        _ => clip_middle(path, width),
+    }
+}
+
+/// `text` shortened in its middle to `width` (at least 1) display columns.
+fn clip_middle(text: &str, width: usize) -> String {
+    let head = clip_columns(text, (width - 1) / 2 + 1);
+    let head = head.strip_suffix('…').unwrap_or(&head).to_owned();
+    let tail = tail_columns(text, width - 1 - display_width(&head));
+    format!("{head}…{tail}")
 }
 
 fn devices_of(report: &Report) -> String {
@@ -31,8 +121,16 @@ fn devices_of(report: &Report) -> String {
     }
 }
 
-/// The short note of the table's last column.
-fn note(f: &FileResult, product_type: Option<&str>) -> String {
+/// The short note of the table's last column; `fitted` (a table fitted to a terminal)
+/// leaves the shortening to the layout.
+fn note(f: &FileResult, product_type: Option<&str>, fitted: bool) -> String {
+    let clip = |text: &str, width: usize| {
+        if fitted {
+            text.to_owned()
+        } else {
+            clip(text, width)
+        }
+    };
     let mut notes = Vec::new();
     let problem = f.problem();
     match f.status {
@@ -66,28 +164,84 @@ fn note(f: &FileResult, product_type: Option<&str>) -> String {
     notes.join("; ")
 }
 
+/// The column of file paths (shortened in the middle) and of notes (the last column).
+const FILE: usize = 5;
+const NOTE: usize = 6;
+
 /// Lay out `rows` (the first is the header) in columns; the last column is not padded.
-fn columns(rows: &[[String; 7]]) -> String {
+/// With a `width`, the table is fitted to it: the note, then the path (in its middle),
+/// then the devices are shortened, and a line that still does not fit is cut. The first
+/// column of a row is drawn in its color when `color` is on.
+fn columns(rows: &[([String; 7], Option<Color>)], width: Option<usize>, color: bool) -> String {
     let mut widths = [0usize; 7];
-    for row in rows {
+    for (row, _) in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(display_width(cell));
+        }
+    }
+    if let Some(limit) = width {
+        let total = |widths: &[usize; 7]| widths.iter().sum::<usize>() + 2 * 6;
+        // (column, narrowest it is made before the next one gives way)
+        let steps = [
+            (NOTE, 24),
+            (FILE, 30),
+            (4, 9),
+            (NOTE, 10),
+            (FILE, 16),
+            (NOTE, 4),
+            (FILE, 8),
+        ];
+        for (column, narrowest) in steps {
+            let excess = total(&widths).saturating_sub(limit);
+            if excess == 0 {
+                break;
+            }
+            let w = &mut widths[column];
+            *w = (*w).saturating_sub(excess).max(narrowest.min(*w));
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for (row, paint_as) in rows {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            if i == 6 {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:w$}  ", w = widths[i]);
+            let cell = match (width, i) {
+                (None, _) => cell.clone(),
+                (Some(_), FILE) => clip_path(cell, widths[i]),
+                (Some(_), _) => clip_columns(cell, widths[i]),
+            };
+            line.push_str(&cell);
+            if i != NOTE {
+                let pad = widths[i].saturating_sub(display_width(&cell)) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        let mut line = line.trim_end().to_owned();
+        if let Some(limit) = width {
+            // Columns too narrow to shrink further: cut the line itself.
+            line = clip_columns(&line, limit);
+        }
+        // The status is painted last, so that colors never count as columns.
+        if let (Some(c), true) = (paint_as, color) {
+            if let Some(rest) = line.strip_prefix(row[0].as_str()) {
+                line = format!("{}{rest}", paint(&row[0], *c, true));
+            }
+        }
+        out.push_str(&line);
         out.push('\n');
     }
     out
+}
+
+/// The color of a file's status in the table.
+fn status_color(status: FileStatus) -> Color {
+    match status {
+        FileStatus::Ok => Color::Green,
+        FileStatus::SigningUnknown | FileStatus::Interrupted => Color::Yellow,
+        FileStatus::Damaged
+        | FileStatus::Incomplete
+        | FileStatus::NotRestorable
+        | FileStatus::Unsigned => Color::Red,
+    }
 }
 
 fn header() -> [String; 7] {
@@ -109,15 +263,30 @@ fn cells(report: &Report, status: FileStatus, path: &str, note: String) -> [Stri
 
 impl Renderer for Table {
     fn report(&self, report: &Report) -> String {
+        let fitted = self.style.width.is_some();
         let note = report
             .problems
             .first()
-            .map(|p| clip(&p.message, 100))
+            .map(|p| {
+                if fitted {
+                    p.message.clone()
+                } else {
+                    clip(&p.message, 100)
+                }
+            })
             .unwrap_or_default();
-        columns(&[
-            header(),
-            cells(report, report.judgement().file_status, &report.file, note),
-        ])
+        let status = report.judgement().file_status;
+        columns(
+            &[
+                (header(), None),
+                (
+                    cells(report, status, &report.file, note),
+                    Some(status_color(status)),
+                ),
+            ],
+            self.style.width,
+            self.style.color,
+        )
     }
 
     /// One line per file, then the summary.
@@ -127,18 +296,22 @@ impl Renderer for Table {
             .recommendation
             .as_ref()
             .map(|r| r.product_type.as_str());
-        let mut rows = vec![header()];
+        let fitted = self.style.width.is_some();
+        let mut rows = vec![(header(), None)];
         for f in &result.files {
-            rows.push(cells(
-                &f.report,
-                f.status,
-                &f.path_str(),
-                note(f, product_type),
+            rows.push((
+                cells(
+                    &f.report,
+                    f.status,
+                    &f.path_str(),
+                    note(f, product_type, fitted),
+                ),
+                Some(status_color(f.status)),
             ));
         }
         let mut out = String::new();
         if !result.files.is_empty() {
-            out.push_str(&columns(&rows));
+            out.push_str(&columns(&rows, self.style.width, self.style.color));
             out.push('\n');
         }
         render_summary(result, &mut out);
@@ -219,8 +392,10 @@ fn render_summary(result: &ScanResult, out: &mut String) {
                 if let Some(e) = &item.predicted_restore_error {
                     let _ = write!(line, ", error {e}");
                 }
+                // The whole reason, however long: the table above may shorten it,
+                // the summary never does (a terminal wraps it).
                 if let Some(p) = &item.problem {
-                    let _ = write!(line, ": {}", clip(p, 100));
+                    let _ = write!(line, ": {}", escape(p));
                 }
             }
             if let Some(copy) = &item.intact_copy {
@@ -287,5 +462,42 @@ fn render_summary(result: &ScanResult, out: &mut String) {
                 "files were"
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "iPhone_4.7_P3_15.8_19H370_Restore.ipsw";
+
+    #[test]
+    fn paths_are_shortened_in_the_middle() {
+        let path = format!("lib/Apple/iPhone 7/iOS 15/{NAME}");
+        assert_eq!(clip_path(&path, 200), path);
+        assert_eq!(clip_path(&path, 44), format!("lib/…/{NAME}"));
+        assert_eq!(clip_path(&path, 53), format!("lib/…/iOS 15/{NAME}"));
+        assert_eq!(clip_path(&path, 40), format!("…/{NAME}"));
+        let short = clip_path(&path, 20);
+        assert_eq!(display_width(&short), 20, "{short}");
+        assert!(
+            short.starts_with("…/iPhone") && short.ends_with(".ipsw"),
+            "{short}"
+        );
+        for width in 0..path.len() {
+            assert!(display_width(&clip_path(&path, width)) <= width, "{width}");
+        }
+        assert_eq!(clip_path("/a/bb/c.ipsw", 10), "/…/c.ipsw");
+    }
+
+    #[test]
+    fn wide_characters_count_two_columns() {
+        let path = "库/固件/很长的名字很长的名字.ipsw";
+        for width in 0..40 {
+            let got = clip_path(path, width);
+            assert!(display_width(&got) <= width, "{width}: {got}");
+            let cut = clip_columns(path, width);
+            assert!(display_width(&cut) <= width, "{width}: {cut}");
+        }
     }
 }
