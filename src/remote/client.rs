@@ -389,15 +389,7 @@ impl RemoteFile {
             .client
             .get(&self.url)
             .header(header::ACCEPT_ENCODING, "identity");
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().map_err(|e| {
-            RemoteError::Network(if e.is_timeout() {
-                "no answer in time".into()
-            } else {
-                error_chain(&e)
-            })
-        })?;
-        self.add_fetched(header_bytes(&response));
+        let response = self.dispatch(request)?;
         if response.status() != StatusCode::OK {
             return Err(http_status(&response));
         }
@@ -422,6 +414,14 @@ impl RemoteFile {
         if let Some(v) = if_range {
             request = request.header(header::IF_RANGE, v);
         }
+        self.dispatch(request)
+    }
+
+    /// Send `request`, counting it and its headers' bytes.
+    fn dispatch(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<Response, RemoteError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().map_err(|e| {
             RemoteError::Network(if e.is_timeout() {

@@ -499,28 +499,7 @@ pub fn fetch(
     let _ = file.sync_all();
     drop(file);
     let _ = fs::remove_file(&sidecar_path);
-    if report.exit_code == 0 {
-        match publish(&part_path, dest) {
-            Ok(()) => outcome.saved = Some(dest.to_path_buf()),
-            Err(e) => {
-                report.add(Finding::NotDownloaded {
-                    message: format!(
-                        "the verified download could not be renamed to {}: {e}",
-                        dest.display()
-                    ),
-                    hint: format!("it is in {}", part_path.display()),
-                });
-                report.conclude();
-                outcome.partial = Some(part_path);
-            }
-        }
-    } else if options.keep {
-        outcome.kept_failed = keep_failed(&part_path, dest);
-    } else {
-        let _ = fs::remove_file(&part_path);
-    }
-    outcome.report = report;
-    Ok(outcome)
+    finish_download(report, outcome, &part_path, dest, options.keep)
 }
 
 /// Whether opening the URL failed because the server ignores range requests.
@@ -720,8 +699,20 @@ fn fetch_streamed(
         report.size = Some(pos);
     }
     let _ = fs::remove_file(&sidecar_path);
+    finish_download(report, outcome, &part_path, dest, options.keep)
+}
+
+/// The end of a download: publish `part_path` as `dest` when the report is ready (exit
+/// 0), else delete it or keep it as `FILE.failed` (`--keep`).
+fn finish_download(
+    mut report: Report,
+    mut outcome: FetchOutcome,
+    part_path: &Path,
+    dest: &Path,
+    keep: bool,
+) -> Result<FetchOutcome, FetchError> {
     if report.exit_code == 0 {
-        match publish(&part_path, dest) {
+        match publish(part_path, dest) {
             Ok(()) => outcome.saved = Some(dest.to_path_buf()),
             Err(e) => {
                 report.add(Finding::NotDownloaded {
@@ -732,13 +723,13 @@ fn fetch_streamed(
                     hint: format!("it is in {}", part_path.display()),
                 });
                 report.conclude();
-                outcome.partial = Some(part_path);
+                outcome.partial = Some(part_path.to_path_buf());
             }
         }
-    } else if options.keep {
-        outcome.kept_failed = keep_failed(&part_path, dest);
+    } else if keep {
+        outcome.kept_failed = keep_failed(part_path, dest);
     } else {
-        let _ = fs::remove_file(&part_path);
+        let _ = fs::remove_file(part_path);
     }
     outcome.report = report;
     Ok(outcome)
