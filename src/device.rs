@@ -1,5 +1,9 @@
 //! Which devices exist, and which boards each one has.
 //!
+//! Why this file is long (~1,050 lines): every way a person names a device (product type,
+//! board, model number, printed name, ambiguous names with how to tell them apart) resolves
+//! here, with its unit tests; the data are in `device_table.rs` and `device_models.rs`.
+//!
 //! A restore is matched to a device by its *board*, not by its marketing name: a BuildManifest's
 //! identities name a hardware model (`Info/DeviceClass`, e.g. `d101ap`) or an `ApChipID` +
 //! `ApBoardID` pair (`0x8010`, `0x0C`), while the user knows a product type (`iPhone9,3`) or

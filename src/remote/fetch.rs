@@ -1,6 +1,10 @@
 //! `ipswcheck fetch URL -o FILE`: download an IPSW once, verifying it as it arrives, and
 //! keep it only if every check passed.
 //!
+//! Why this file is long (~900 lines): one download has to keep its `.part`, sidecar,
+//! resume, verification-as-bytes-arrive and publish rules consistent, with and without
+//! range support, so they stay in one place.
+//!
 //! 1. **Preflight, by range** ([`super::open_url`], then a quick check): the end of
 //!    the zip, the directory and the manifests (well under 1 MB), then device, identity,
 //!    component presence and signing. Wrong device (20), not signed (30), signing unknown
