@@ -271,20 +271,7 @@ pub fn fetch(
         .filter(|p| p.size == size && p.validators().same_version(&validators))
         .map(|p| p.completed.min(body_end))
         .filter(|&n| n > 0);
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FetchError::Io { path, source }
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&part_path)
-        .map_err(io_err(&part_path))?;
-    if !lock_exclusive(&file) {
-        return Err(FetchError::Busy(part_path));
-    }
+    let file = open_part(&part_path)?;
     let mut sidecar = Sidecar {
         ipswcheck_fetch: 1,
         url: url.to_owned(),
@@ -559,20 +546,7 @@ fn fetch_streamed(
     };
     let size = response.content_length();
     let validators = Validators::from_response(&response);
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FetchError::Io { path, source }
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&part_path)
-        .map_err(io_err(&part_path))?;
-    if !lock_exclusive(&file) {
-        return Err(FetchError::Busy(part_path));
-    }
+    let file = open_part(&part_path)?;
     let mut sidecar = Sidecar {
         ipswcheck_fetch: 1,
         url: url.to_owned(),
@@ -737,6 +711,27 @@ fn finish_download(
     }
     outcome.report = report;
     Ok(outcome)
+}
+
+/// A maker of [`FetchError::Io`] for `path`.
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError {
+    let path = path.to_path_buf();
+    move |source| FetchError::Io { path, source }
+}
+
+/// Open (or create) `FILE.part` for this fetch alone: refused when another fetch holds it.
+fn open_part(part_path: &Path) -> Result<File, FetchError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(part_path)
+        .map_err(io_err(part_path))?;
+    if !lock_exclusive(&file) {
+        return Err(FetchError::Busy(part_path.to_path_buf()));
+    }
+    Ok(file)
 }
 
 /// Lock `file` for this process alone (released when it is closed, or the process
