@@ -1072,32 +1072,6 @@ fn nested_xml(depth: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A binary plist of `n` arrays, each holding `fanout` references to the next.
-fn binary_chain(n: usize, fanout: usize) -> Vec<u8> {
-    let mut out = b"bplist00".to_vec();
-    let mut offsets = Vec::new();
-    for i in 0..n {
-        offsets.push(out.len() as u64);
-        if i == n - 1 {
-            out.push(0xA0);
-            continue;
-        }
-        out.push(0xA0 | fanout as u8);
-        for _ in 0..fanout {
-            out.extend_from_slice(&((i + 1) as u32).to_be_bytes());
-        }
-    }
-    let table = out.len() as u64;
-    for o in &offsets {
-        out.extend_from_slice(&o.to_be_bytes());
-    }
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 8, 4]);
-    out.extend_from_slice(&(n as u64).to_be_bytes());
-    out.extend_from_slice(&0u64.to_be_bytes());
-    out.extend_from_slice(&table.to_be_bytes());
-    out
-}
-
 #[test]
 fn deeply_nested_and_self_multiplying_manifests_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -1115,17 +1089,17 @@ fn deeply_nested_and_self_multiplying_manifests_are_refused() {
         ),
         (
             "100,000 nested binary arrays",
-            binary_chain(100_000, 1),
+            ipswcheck_fixture::binary_plist_chain(100_000, 1),
             "more than 64 deep",
         ),
         (
             "40 levels of [x, x] (2^40 values)",
-            binary_chain(40, 2),
+            ipswcheck_fixture::binary_plist_chain(40, 2),
             "more than 4000000 values",
         ),
         (
             "20 levels of 14 references (14^20 values)",
-            binary_chain(20, 14),
+            ipswcheck_fixture::binary_plist_chain(20, 14),
             "more than 4000000 values",
         ),
     ];

@@ -592,33 +592,6 @@ mod tests {
         );
     }
 
-    /// A binary plist whose objects are `n` arrays, object `i` holding `fanout`
-    /// references to object `i + 1`, the last one empty.
-    fn binary_chain(n: usize, fanout: usize) -> Vec<u8> {
-        let mut out = b"bplist00".to_vec();
-        let mut offsets = Vec::new();
-        for i in 0..n {
-            offsets.push(out.len() as u64);
-            if i == n - 1 {
-                out.push(0xA0);
-                continue;
-            }
-            out.push(0xA0 | fanout as u8);
-            for _ in 0..fanout {
-                out.extend_from_slice(&((i + 1) as u32).to_be_bytes());
-            }
-        }
-        let table = out.len() as u64;
-        for o in &offsets {
-            out.extend_from_slice(&o.to_be_bytes());
-        }
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 8, 4]);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-        out.extend_from_slice(&0u64.to_be_bytes());
-        out.extend_from_slice(&table.to_be_bytes());
-        out
-    }
-
     #[test]
     fn bounded_reading_agrees_with_plist_on_ordinary_files() {
         let mut root = Dictionary::new();
@@ -664,23 +637,27 @@ mod tests {
             .stack_size(64 << 10)
             .spawn(move || {
                 let xml_err = read_plist_bounded(xml.as_bytes()).unwrap_err();
-                let bin_err = read_plist_bounded(&binary_chain(depth, 1)).unwrap_err();
+                let bin_err = read_plist_bounded(&ipswcheck_fixture::binary_plist_chain(depth, 1))
+                    .unwrap_err();
                 (xml_err, bin_err)
             })
             .unwrap();
         let (xml_err, bin_err) = handle.join().unwrap();
         assert!(xml_err.contains("more than 64 deep"), "{xml_err}");
         assert!(bin_err.contains("more than 64 deep"), "{bin_err}");
-        let err = BuildManifest::from_bytes(&binary_chain(depth, 1)).unwrap_err();
+        let err = BuildManifest::from_bytes(&ipswcheck_fixture::binary_plist_chain(depth, 1))
+            .unwrap_err();
         assert!(matches!(err, ManifestError::NotAPlist { .. }), "{err}");
         // At the limit it still reads.
-        assert!(read_plist_bounded(&binary_chain(MAX_PLIST_DEPTH, 1)).is_ok());
+        assert!(
+            read_plist_bounded(&ipswcheck_fixture::binary_plist_chain(MAX_PLIST_DEPTH, 1)).is_ok()
+        );
     }
 
     #[test]
     fn shared_references_cannot_expand_without_bound() {
         // 40 levels of [x, x]: 2^40 values once expanded, 600 bytes on disk.
-        let bomb = binary_chain(40, 2);
+        let bomb = ipswcheck_fixture::binary_plist_chain(40, 2);
         let started = std::time::Instant::now();
         let err = read_plist_bounded(&bomb).unwrap_err();
         assert!(err.contains("more than 4000000 values"), "{err}");
