@@ -18,6 +18,7 @@ pub mod exit;
 pub mod guard;
 pub mod identify;
 pub mod img4;
+pub mod input;
 pub mod judge;
 pub mod manifest;
 pub mod remote;

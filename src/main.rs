@@ -141,7 +141,9 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
 /// A failure before any report exists: one line on stderr, and with `--json` a JSON
 /// document `{"schema", "error": {"kind", "message"}, "exit_code"}` on stdout.
 fn fail(code: ExitCode, kind: &str, message: &str) -> ExitCode {
-    eprintln!("ipswcheck: {message}");
+    // Messages quote paths, URLs and names the user or a server gave: escaped, so none
+    // can print a line of its own or repaint the terminal (JSON keeps them exact).
+    eprintln!("ipswcheck: {}", render::escape(message));
     if JSON_ERRORS.load(Ordering::Relaxed) {
         let doc = serde_json::json!({
             "schema": ipswcheck::report::SCHEMA,
@@ -530,22 +532,23 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
     };
     print_report(&outcome.report, &args.output);
     if !args.output.quiet {
+        let shown = |p: &Path| render::escape(&p.display().to_string());
         let note = if let Some(saved) = &outcome.saved {
-            format!("saved: {} (verified)", saved.display())
+            format!("saved: {} (verified)", shown(saved))
         } else if let Some(failed) = &outcome.kept_failed {
-            format!("kept as {} (it failed a check; --keep)", failed.display())
+            format!("kept as {} (it failed a check; --keep)", shown(failed))
         } else if let Some(part) = &outcome.partial {
             format!(
                 "partial download kept in {}: run the same command again to resume",
-                part.display()
+                shown(part)
             )
         } else if outcome.downloaded {
             format!(
                 "nothing saved: the download failed a check ({} was not created)",
-                dest.display()
+                shown(&dest)
             )
         } else {
-            format!("nothing downloaded: {} was not created", dest.display())
+            format!("nothing downloaded: {} was not created", shown(&dest))
         };
         if args.output.json {
             eprintln!("ipswcheck: {note}");

@@ -944,8 +944,12 @@ fn fetch_refuses_a_part_file_another_fetch_is_writing() {
     // A partial download of this URL, held by another fetch.
     let part = dir.path().join("fw.ipsw.part");
     std::fs::write(&part, b"partial").unwrap();
+    // The sidecar names the part it describes (device, inode).
+    let meta = std::fs::metadata(&part).unwrap();
     let sidecar = serde_json::json!({"ipswcheck_fetch": 1, "url": url, "size": 7,
-        "etag": null, "last_modified": null, "completed": 7});
+        "etag": null, "last_modified": null, "completed": 7,
+        "part_dev": std::os::unix::fs::MetadataExt::dev(&meta),
+        "part_inode": std::os::unix::fs::MetadataExt::ino(&meta)});
     std::fs::write(dir.path().join("fw.ipsw.part.json"), sidecar.to_string()).unwrap();
     let held = std::fs::File::open(&part).unwrap();
     assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);

@@ -12,6 +12,7 @@ mod adversarial;
 mod check;
 mod cli;
 mod device;
+mod fetch_links;
 mod fixture;
 mod formats;
 mod judge;

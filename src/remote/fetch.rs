@@ -32,7 +32,7 @@
 //! start), and a `FILE.part` is only reused or removed when its sidecar says this command
 //! wrote it for this URL.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::client::io_error_chain;
+use super::part;
 use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failure, unreadable};
 use super::{RemoteError, RemoteFile, Validators};
 use crate::archive::{Archive, ArchiveError};
@@ -112,6 +113,10 @@ pub enum FetchError {
     Io { path: PathBuf, source: io::Error },
     #[error("another `ipswcheck fetch` is writing {}", .0.display())]
     Busy(PathBuf),
+    /// A `FILE.part` that must not be written: a link, a file with other names, a file
+    /// of another user. Left untouched.
+    #[error("{} {why}; remove it or choose another name with -o", path.display())]
+    UnsafePart { path: PathBuf, why: String },
 }
 
 /// `FILE.part.json`: what a partial download is of, and how far it got.
@@ -125,7 +130,14 @@ struct Sidecar {
     last_modified: Option<String>,
     /// Bytes from the start of the file known to be written.
     completed: u64,
+    /// The `FILE.part` this sidecar describes (device and inode): a sidecar next to
+    /// another file of that name (replaced, or a planted one) is not trusted.
+    part_dev: u64,
+    part_inode: u64,
 }
+
+/// The largest sidecar read: ours are a few hundred bytes (a URL and two validators).
+const MAX_SIDECAR: u64 = 64 << 10;
 
 impl Sidecar {
     fn validators(&self) -> Validators {
@@ -135,21 +147,47 @@ impl Sidecar {
         }
     }
 
+    /// The sidecar at `path`: a regular file (no link, FIFO or device), at most
+    /// [`MAX_SIDECAR`] bytes, of our format.
     fn read(path: &Path) -> Option<Sidecar> {
-        let bytes = fs::read(path).ok()?;
+        let bytes = crate::input::read_bounded_nofollow(path, MAX_SIDECAR).ok()?;
         serde_json::from_slice::<Sidecar>(&bytes)
             .ok()
             .filter(|s| s.ipswcheck_fetch == 1)
     }
 
-    /// Write atomically (temporary file + rename).
+    /// A new sidecar for the download of `url` into `part`.
+    fn new(url: &str, part: &File, size: u64, validators: &Validators, completed: u64) -> Self {
+        let (part_dev, part_inode) = part
+            .metadata()
+            .map(|m| part::identity(&m))
+            .unwrap_or_default();
+        Sidecar {
+            ipswcheck_fetch: 1,
+            url: url.to_owned(),
+            size,
+            etag: validators.etag.clone(),
+            last_modified: validators.last_modified.clone(),
+            completed,
+            part_dev,
+            part_inode,
+        }
+    }
+
+    /// Whether this sidecar describes the `FILE.part` whose metadata is `meta`: the same
+    /// file (device, inode), of the size a download of ours leaves (pre-sized to the
+    /// whole file, or as far as a download without ranges got).
+    fn describes(&self, meta: &fs::Metadata) -> bool {
+        part::identity(meta) == (self.part_dev, self.part_inode)
+            && (meta.len() == self.size || meta.len() == self.completed)
+    }
+
+    /// Write atomically, never through a link ([`part::write_replace`]).
     fn save(&self, path: &Path) -> io::Result<()> {
-        let tmp = with_suffix(path, ".tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
-        )?;
-        fs::rename(&tmp, path)
+        part::write_replace(
+            path,
+            &serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )
     }
 }
 
@@ -215,10 +253,7 @@ pub fn fetch(
         });
     }
     let previous = match fs::symlink_metadata(&part_path) {
-        Ok(meta) => match Sidecar::read(&sidecar_path) {
-            Some(s) if s.url == url && meta.is_file() => Some(s),
-            _ => return Err(FetchError::ForeignPart(part_path)),
-        },
+        Ok(_) => Some(open_previous(&part_path, &sidecar_path, url)?),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(FetchError::Io {
@@ -246,7 +281,7 @@ pub fn fetch(
             let paths = PartPaths {
                 part: part_path,
                 sidecar: sidecar_path,
-                existed: previous.is_some(),
+                previous: previous.map(|(file, _)| file),
             };
             return fetch_streamed(url, dest, options, progress, &remote, paths);
         }
@@ -267,40 +302,40 @@ pub fn fetch(
     let validators = remote.validators();
     let (body_end, suffix) = remote.cached_suffix();
     let existed = previous.is_some();
+    let (previous_file, previous) = previous.unzip();
     let resume_from = previous
         .filter(|p| p.size == size && p.validators().same_version(&validators))
         .map(|p| p.completed.min(body_end))
         .filter(|&n| n > 0);
-    let file = open_part(&part_path)?;
-    let mut sidecar = Sidecar {
-        ipswcheck_fetch: 1,
-        url: url.to_owned(),
-        size,
-        etag: validators.etag.clone(),
-        last_modified: validators.last_modified.clone(),
-        completed: resume_from.unwrap_or(0),
+    let file = match previous_file {
+        Some(file) => file,
+        None => create_part(&part_path)?,
     };
-    if let Err(e) = sidecar.save(&sidecar_path) {
-        if !existed {
-            // A FILE.part without its sidecar would be refused as not ours.
-            drop(file);
-            let _ = fs::remove_file(&part_path);
-        }
-        return Err(FetchError::Io {
-            path: sidecar_path,
-            source: e,
+    let mut sidecar = Sidecar::new(url, &file, size, &validators, resume_from.unwrap_or(0));
+    let started = sidecar
+        .save(&sidecar_path)
+        .map_err(io_err(&sidecar_path))
+        .and_then(|()| {
+            (|| -> io::Result<()> {
+                if resume_from.is_none() {
+                    file.set_len(0)?;
+                }
+                file.set_len(size)?;
+                let mut w = &file;
+                w.seek(SeekFrom::Start(body_end))?;
+                w.write_all(&suffix)
+            })()
+            .map_err(io_err(&part_path))
         });
-    }
-    (|| -> io::Result<()> {
-        if resume_from.is_none() {
-            file.set_len(0)?;
+    if let Err(e) = started {
+        // A failed start leaves nothing behind (a FILE.part of an earlier run is kept:
+        // it can still be resumed).
+        if !existed {
+            part::remove_if_same(&part_path, &file);
+            let _ = fs::remove_file(&sidecar_path);
         }
-        file.set_len(size)?;
-        let mut w = &file;
-        w.seek(SeekFrom::Start(body_end))?;
-        w.write_all(&suffix)
-    })()
-    .map_err(io_err(&part_path))?;
+        return Err(e);
+    }
     // The archive notices any change of size or mtime during the check; ours are
     // expected, so the mtime is put back once the download is complete.
     let opened_mtime = file.metadata().and_then(|m| m.modified()).ok();
@@ -308,8 +343,8 @@ pub fn fetch(
     let archive = match Archive::open(&part_path) {
         Ok(a) if a.entries() == ipsw.archive.entries() => a,
         other => {
+            part::remove_if_same(&part_path, &file);
             drop(file);
-            let _ = fs::remove_file(&part_path);
             let _ = fs::remove_file(&sidecar_path);
             let mut report = preflight;
             let damage = match other {
@@ -407,7 +442,6 @@ pub fn fetch(
         drop(prepared);
         drop(local);
         let _ = file.sync_data();
-        drop(file);
         let mut report = preflight;
         let keep_part = !matches!(failure, TransferError::Remote(RemoteError::Changed));
         let done = sidecar.completed;
@@ -457,7 +491,7 @@ pub fn fetch(
         if keep_part {
             outcome.partial = Some(part_path);
         } else {
-            let _ = fs::remove_file(&part_path);
+            part::remove_if_same(&part_path, &file);
             let _ = fs::remove_file(&sidecar_path);
         }
         outcome.report = report;
@@ -488,9 +522,8 @@ pub fn fetch(
     fix_remote_report(&mut report, url, Some(&remote));
     drop(local);
     let _ = file.sync_all();
-    drop(file);
     let _ = fs::remove_file(&sidecar_path);
-    finish_download(report, outcome, &part_path, dest, options.keep)
+    finish_download(report, outcome, &file, &part_path, dest, options.keep)
 }
 
 /// Whether opening the URL failed because the server ignores range requests.
@@ -505,11 +538,11 @@ fn no_ranges(e: &OpenError) -> bool {
     }
 }
 
-/// `FILE.part`, its sidecar, and whether a part of an earlier run was there.
+/// `FILE.part`, its sidecar, and the part of an earlier run, opened and locked.
 struct PartPaths {
     part: PathBuf,
     sidecar: PathBuf,
-    existed: bool,
+    previous: Option<File>,
 }
 
 /// `fetch` from a server without range support: the whole body in one streamed `GET`
@@ -531,7 +564,7 @@ fn fetch_streamed(
     let PartPaths {
         part: part_path,
         sidecar: sidecar_path,
-        existed,
+        previous,
     } = paths;
     let response = match remote.open_whole() {
         Ok(r) => r,
@@ -546,26 +579,23 @@ fn fetch_streamed(
     };
     let size = response.content_length();
     let validators = Validators::from_response(&response);
-    let file = open_part(&part_path)?;
-    let mut sidecar = Sidecar {
-        ipswcheck_fetch: 1,
-        url: url.to_owned(),
-        size: size.unwrap_or(0),
-        etag: validators.etag.clone(),
-        last_modified: validators.last_modified.clone(),
-        completed: 0,
+    let existed = previous.is_some();
+    let file = match previous {
+        Some(file) => file,
+        None => create_part(&part_path)?,
     };
-    if let Err(e) = sidecar.save(&sidecar_path) {
+    let mut sidecar = Sidecar::new(url, &file, size.unwrap_or(0), &validators, 0);
+    let started = file
+        .set_len(0)
+        .map_err(io_err(&part_path))
+        .and_then(|()| sidecar.save(&sidecar_path).map_err(io_err(&sidecar_path)));
+    if let Err(e) = started {
         if !existed {
-            drop(file);
-            let _ = fs::remove_file(&part_path);
+            part::remove_if_same(&part_path, &file);
+            let _ = fs::remove_file(&sidecar_path);
         }
-        return Err(FetchError::Io {
-            path: sidecar_path,
-            source: e,
-        });
+        return Err(e);
     }
-    file.set_len(0).map_err(io_err(&part_path))?;
     progress.total.store(size.unwrap_or(0), Ordering::Relaxed);
     progress.done.store(0, Ordering::Relaxed);
 
@@ -617,7 +647,6 @@ fn fetch_streamed(
     }
     let _ = sidecar.save(&sidecar_path);
     let _ = file.sync_data();
-    drop(file);
 
     let mut outcome = FetchOutcome {
         report: Report::new(
@@ -677,7 +706,7 @@ fn fetch_streamed(
         report.size = Some(pos);
     }
     let _ = fs::remove_file(&sidecar_path);
-    finish_download(report, outcome, &part_path, dest, options.keep)
+    finish_download(report, outcome, &file, &part_path, dest, options.keep)
 }
 
 /// The end of a download: publish `part_path` as `dest` when the report is ready (exit
@@ -685,12 +714,13 @@ fn fetch_streamed(
 fn finish_download(
     mut report: Report,
     mut outcome: FetchOutcome,
+    file: &File,
     part_path: &Path,
     dest: &Path,
     keep: bool,
 ) -> Result<FetchOutcome, FetchError> {
     if report.exit_code == 0 {
-        match publish(part_path, dest) {
+        match part::publish(file, part_path, dest) {
             Ok(()) => outcome.saved = Some(dest.to_path_buf()),
             Err(e) => {
                 report.add(Finding::NotDownloaded {
@@ -705,9 +735,9 @@ fn finish_download(
             }
         }
     } else if keep {
-        outcome.kept_failed = keep_failed(part_path, dest);
+        outcome.kept_failed = keep_failed(file, part_path, dest);
     } else {
-        let _ = fs::remove_file(part_path);
+        part::remove_if_same(part_path, file);
     }
     outcome.report = report;
     Ok(outcome)
@@ -719,19 +749,51 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError {
     move |source| FetchError::Io { path, source }
 }
 
-/// Open (or create) `FILE.part` for this fetch alone: refused when another fetch holds it.
-fn open_part(part_path: &Path) -> Result<File, FetchError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(part_path)
-        .map_err(io_err(part_path))?;
+/// Create `FILE.part` for this fetch alone ([`part::create_new`]: never through a link;
+/// a name taken meanwhile, by another fetch or a planted link, is an error).
+fn create_part(part_path: &Path) -> Result<File, FetchError> {
+    let file = part::create_new(part_path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => FetchError::UnsafePart {
+            path: part_path.to_path_buf(),
+            why: "appeared while fetch was starting".into(),
+        },
+        _ => FetchError::Io {
+            path: part_path.to_path_buf(),
+            source: e,
+        },
+    })?;
     if !lock_exclusive(&file) {
         return Err(FetchError::Busy(part_path.to_path_buf()));
     }
     Ok(file)
+}
+
+/// The `FILE.part` of an earlier run and its sidecar, if both are ours: the part a
+/// regular file of ours with one name ([`part::open_existing`]), not held by another
+/// fetch, and described by a sidecar of this URL bound to this very file.
+fn open_previous(
+    part_path: &Path,
+    sidecar_path: &Path,
+    url: &str,
+) -> Result<(File, Sidecar), FetchError> {
+    let file = part::open_existing(part_path).map_err(|why| match why {
+        part::Refusal::Io(source) => FetchError::Io {
+            path: part_path.to_path_buf(),
+            source,
+        },
+        why => FetchError::UnsafePart {
+            path: part_path.to_path_buf(),
+            why: why.to_string(),
+        },
+    })?;
+    if !lock_exclusive(&file) {
+        return Err(FetchError::Busy(part_path.to_path_buf()));
+    }
+    let meta = file.metadata().map_err(io_err(part_path))?;
+    match Sidecar::read(sidecar_path) {
+        Some(s) if s.url == url && s.describes(&meta) => Ok((file, s)),
+        _ => Err(FetchError::ForeignPart(part_path.to_path_buf())),
+    }
 }
 
 /// Lock `file` for this process alone (released when it is closed, or the process
@@ -750,32 +812,21 @@ fn lock_exclusive(file: &File) -> bool {
     }
 }
 
-/// Move `from` to `to` without ever replacing an existing `to`.
-fn publish(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        // File systems without hard links: check, then rename (a tiny race remains).
-        Err(_) if fs::symlink_metadata(to).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
-        Err(_) => fs::rename(from, to),
-    }
-}
-
 /// Keep a failed download as `FILE.failed` (or `FILE.failed.N` if that is taken).
-fn keep_failed(part: &Path, dest: &Path) -> Option<PathBuf> {
+fn keep_failed(file: &File, part: &Path, dest: &Path) -> Option<PathBuf> {
     for n in 0..100 {
         let target = if n == 0 {
             with_suffix(dest, ".failed")
         } else {
             with_suffix(dest, &format!(".failed.{n}"))
         };
-        match publish(part, &target) {
+        match part::publish(file, part, &target) {
             Ok(()) => return Some(target),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(_) => break,
         }
     }
-    let _ = fs::remove_file(part);
+    part::remove_if_same(part, file);
     None
 }
 

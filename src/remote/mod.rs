@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod fetch;
+mod part;
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -102,16 +103,38 @@ pub fn check_urls(
     out.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The largest `--urls` file read (10,000 URLs of ~200 bytes fit twice over).
+pub const MAX_URL_LIST_BYTES: u64 = 4 << 20;
+/// The most URLs one `scan --urls` checks: each is a remote check of its own.
+pub const MAX_URLS: usize = 10_000;
+
 /// The URLs of a list file (`scan --urls FILE`): one per line; blank lines and lines
 /// starting with `#` are ignored. A line that is not an http(s) URL is an error that
-/// names its line number.
+/// names its line number. The file is read through [`crate::input`] (a FIFO or a device
+/// is refused, not waited on) and bounded: at most [`MAX_URL_LIST_BYTES`] and
+/// [`MAX_URLS`] URLs, far more than any library, far less than would exhaust memory.
 pub fn read_url_list(path: &Path) -> io::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)?;
+    let bytes = crate::input::read_bounded(path, MAX_URL_LIST_BYTES).map_err(|e| e.into_io())?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
     let mut urls = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
+        }
+        if urls.len() == MAX_URLS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "more than {MAX_URLS} URLs (line {}); split the list into several scans",
+                    n + 1
+                ),
+            ));
         }
         if !is_url(line) {
             return Err(io::Error::new(

@@ -420,16 +420,16 @@ fn render_summary(result: &ScanResult, out: &mut String) {
             let _ = writeln!(
                 out,
                 "  iOS {} ({}): {}",
-                g.product_version,
-                g.build,
-                g.paths.join(" = ")
+                escape(&g.product_version),
+                escape(&g.build),
+                escape(&g.paths.join(" = "))
             );
         }
     }
     if !s.unreadable.is_empty() {
         let _ = writeln!(out, "could not be read:");
         for p in &s.unreadable {
-            let _ = writeln!(out, "  {}: {}", p.path, p.error);
+            let _ = writeln!(out, "  {}: {}", escape(&p.path), escape(&p.error));
         }
     }
     if s.aliases > 0 {
@@ -448,7 +448,9 @@ fn render_summary(result: &ScanResult, out: &mut String) {
         let _ = writeln!(
             out,
             "for the {} ({}): {}",
-            r.device, r.product_type, r.message
+            escape(&r.device),
+            escape(&r.product_type),
+            escape(&r.message)
         );
     }
     if s.interrupted {

@@ -147,9 +147,12 @@ fn mask_password(value: &str) -> String {
 
 impl fmt::Display for DoctorReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hosts = self.hosts_file.display();
+        // Paths, hosts-file lines, URLs, server errors and proxy values are the world's
+        // words: escaped, so none can print a line of its own or repaint the terminal.
+        use crate::render::escape;
+        let hosts = escape(&self.hosts_file.display().to_string());
         match (&self.hosts_error, self.hosts_redirects.as_slice()) {
-            (Some(e), _) => writeln!(f, "hosts file  could not read {hosts}: {e}")?,
+            (Some(e), _) => writeln!(f, "hosts file  could not read {hosts}: {}", escape(e))?,
             (None, []) => writeln!(f, "hosts file  ok: {hosts} does not redirect {TSS_HOST}")?,
             (None, found) => {
                 writeln!(
@@ -157,7 +160,7 @@ impl fmt::Display for DoctorReport {
                     "hosts file  PROBLEM: {hosts} redirects {TSS_HOST}; every restore will fail with error 3194 until you remove:"
                 )?;
                 for r in found {
-                    writeln!(f, "              line {}: {}", r.line, r.entry)?;
+                    writeln!(f, "              line {}: {}", r.line, escape(&r.entry))?;
                 }
             }
         }
@@ -168,20 +171,23 @@ impl fmt::Display for DoctorReport {
             } => writeln!(
                 f,
                 "TSS server  ok: {} answered HTTP {http_status} in {latency_ms} ms",
-                self.tss_url
+                escape(&self.tss_url)
             )?,
             Reachability::Unreachable { error } => writeln!(
                 f,
-                "TSS server  PROBLEM: {error}\n              a restore would fail with 3004/3014/17/1004/1013 until Apple's server is reachable"
+                "TSS server  PROBLEM: {}\n              a restore would fail with 3004/3014/17/1004/1013 until Apple's server is reachable",
+                escape(error)
             )?,
             Reachability::Untrusted { host, error } => writeln!(
                 f,
-                "TSS server  PROBLEM: {error}\n              \
+                "TSS server  PROBLEM: {}\n              \
                  this is not a network failure: {host} answered, but its certificate did not pass \
                  verification (ipswcheck trusts the system's roots and Apple's own, and never \
                  turns verification off)\n              \
                  if a proxy or security software on this network inspects TLS, give its root \
-                 certificate with --ca-file PEM (or IPSWCHECK_CA_FILE)"
+                 certificate with --ca-file PEM (or IPSWCHECK_CA_FILE)",
+                escape(error),
+                host = escape(host)
             )?,
             Reachability::Skipped => writeln!(f, "TSS server  not tried (offline)")?,
         }
@@ -190,7 +196,7 @@ impl fmt::Display for DoctorReport {
         } else {
             writeln!(f, "proxies     set (requests to Apple go through them):")?;
             for (name, value) in &self.proxies {
-                writeln!(f, "              {name}={value}")?;
+                writeln!(f, "              {name}={}", escape(value))?;
             }
         }
         Ok(())

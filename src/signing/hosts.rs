@@ -43,15 +43,21 @@ pub fn find_hosts_redirects(text: &str, host: &str) -> Vec<HostsRedirect> {
         .collect()
 }
 
-/// The `gs.apple.com` redirects in the hosts file at `path`. A missing file has none.
+/// The largest hosts file read: ad-blocking lists run to a few MB (StevenBlack's unified
+/// list is about 4 MB); anything far larger is not a hosts file.
+pub const MAX_HOSTS_FILE: u64 = 64 << 20;
+
+/// The `gs.apple.com` redirects in the hosts file at `path`. A missing file has none. A
+/// FIFO, a device, a directory or a file over [`MAX_HOSTS_FILE`] is an error, found
+/// without blocking on it or reading it whole ([`crate::input`]).
 pub fn hosts_redirects(path: &Path) -> std::io::Result<Vec<HostsRedirect>> {
-    match std::fs::read(path) {
+    match crate::input::read_bounded(path, MAX_HOSTS_FILE) {
         Ok(bytes) => Ok(find_hosts_redirects(
             &String::from_utf8_lossy(&bytes),
             TSS_HOST,
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
+        Err(crate::input::InputError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e.into_io()),
     }
 }
 

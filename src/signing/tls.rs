@@ -17,7 +17,6 @@
 //! a proxy or security product inspects TLS and re-signs every certificate with its own
 //! root. It only ever *adds* anchors; nothing here can switch verification off.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
@@ -117,55 +116,17 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, CaFileError> {
     Ok(certs)
 }
 
-/// The bytes of `path`, a regular file of at most [`MAX_CA_FILE`] bytes. FIFOs and
-/// devices are refused before they are opened (opening a FIFO would block), and the
-/// opened file is checked again.
+/// The bytes of `path`, a regular file of at most [`MAX_CA_FILE`] bytes
+/// ([`crate::input`]: a FIFO or a device is refused without blocking on it).
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let too_large = || {
-        format!(
+    crate::input::read_bounded(path, MAX_CA_FILE).map_err(|e| match e {
+        crate::input::InputError::TooLarge { .. } => format!(
             "larger than {} KiB; not a PEM file of roots",
             MAX_CA_FILE / 1024
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(|e| io_reason(&e))?;
-    if !meta.is_file() {
-        return Err(if meta.is_dir() {
-            "is a directory, not a PEM file".to_owned()
-        } else {
-            "is not a regular file".to_owned()
-        });
-    }
-    if meta.len() > MAX_CA_FILE {
-        return Err(too_large());
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Swapped for a FIFO since the look above: do not block on it.
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(|e| io_reason(&e))?;
-    if !file.metadata().map_err(|e| io_reason(&e))?.is_file() {
-        return Err("is not a regular file".to_owned());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_CA_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_reason(&e))?;
-    if bytes.len() as u64 > MAX_CA_FILE {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => e.to_string(),
-    }
+        ),
+        crate::input::InputError::NotRegular(_) => "is not a regular file".to_owned(),
+        other => other.to_string(),
+    })
 }
 
 /// The extra trust anchors of the signing client: Apple's roots, then the user's.
