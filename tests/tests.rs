@@ -26,4 +26,5 @@ mod scan;
 mod signing;
 mod signing_cli;
 mod signing_tls;
+mod special_files;
 mod tss_request;

@@ -36,6 +36,9 @@ use super::walk::FileStat;
 
 /// Bumped when the entry format changes; other versions are misses.
 const FORMAT: u32 = 1;
+/// The largest cache entry read: one file's verification (a few hundred components)
+/// is tens of kB; anything larger was not written by us.
+const MAX_ENTRY: u64 = 16 << 20;
 
 /// The version of the verification rules and of the report schema a cached result was
 /// computed under; part of every [`CacheKey`], so an entry of another version is a miss
@@ -212,7 +215,8 @@ impl VerifiedCache {
     /// The cached verification for `key`, if there is a valid one that has every
     /// whole-file digest in `need`.
     pub fn get(&self, key: &CacheKey, need: &[DigestAlgorithm]) -> Option<Verification> {
-        let bytes = std::fs::read(self.file(key)).ok()?;
+        // A FIFO, a device or a huge file planted in the cache is a miss, never a hang.
+        let bytes = crate::input::read_bounded_nofollow(&self.file(key), MAX_ENTRY).ok()?;
         let stored: Stored = serde_json::from_slice(&bytes).ok()?;
         if stored.format != FORMAT || stored.key != *key {
             return None;

@@ -23,6 +23,9 @@ use super::{IdentityAnswer, IpswMeFirmware, SigningStatus, TssKey, CACHE_TTL};
 
 /// Bumped when the entry format changes; other versions are misses.
 const FORMAT: u32 = 1;
+/// The largest cache entry read: an ipsw.me answer for one device or one identity's
+/// TSS answer is well under 1 MB; anything larger was not written by us.
+const MAX_ENTRY: u64 = 16 << 20;
 
 /// A directory of cached signing answers.
 #[derive(Debug, Clone)]
@@ -159,7 +162,8 @@ impl SigningCache {
         server: &str,
         now: SystemTime,
     ) -> Option<(T, SystemTime)> {
-        let bytes = std::fs::read(path).ok()?;
+        // A FIFO, a device or a huge file planted in the cache is a miss, never a hang.
+        let bytes = crate::input::read_bounded_nofollow(path, MAX_ENTRY).ok()?;
         let entry: Entry<T> = serde_json::from_slice(&bytes).ok()?;
         if entry.format != FORMAT || entry.server != server {
             return None;
