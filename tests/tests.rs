@@ -14,6 +14,7 @@ mod cli;
 mod device;
 mod fetch_links;
 mod fixture;
+mod forgery;
 mod formats;
 mod judge;
 mod limits;

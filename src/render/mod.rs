@@ -132,8 +132,18 @@ pub fn human_bytes(n: u64) -> String {
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
+        // C0/C1 controls (NUL, ESC, CR, LF, NEL), zero-width and direction marks, the
+        // line and paragraph separators (a line break to Unicode-aware terminals), bidi
+        // embeddings, overrides and isolates, invisible operators, the BOM.
         let invisible = c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{2028}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2069}'
+                    | '\u{FEFF}'
+            );
         if invisible {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
@@ -162,5 +172,9 @@ mod tests {
         assert_eq!(escape("a\nREADY: b"), "a\\u{a}READY: b");
         assert_eq!(escape("\x1b[2J"), "\\u{1b}[2J");
         assert_eq!(escape("x\u{202E}y\0"), "x\\u{202e}y\\u{0}");
+        assert_eq!(
+            escape("a\u{2028}b\u{85}c\u{2066}"),
+            "a\\u{2028}b\\u{85}c\\u{2066}"
+        );
     }
 }
