@@ -59,6 +59,7 @@ use ipswcheck::signing::{self, Reachability, SigningOptions};
 static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn main() -> std::process::ExitCode {
+    terminal::sanitize_std_fds();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = args
         .windows(2)

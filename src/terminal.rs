@@ -38,6 +38,32 @@ pub(crate) fn emit_err(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Make sure descriptors 0, 1 and 2 are open (on `/dev/null` when they were closed:
+/// `ipswcheck … 2>&-`). Otherwise the first file the tool opens gets one of those
+/// numbers, and a message meant for stderr lands in it — in `fetch`, inside the
+/// download itself. What OpenSSH (`sanitise_stdfd`) and coreutils do.
+pub(crate) fn sanitize_std_fds() {
+    #[cfg(unix)]
+    for fd in 0..=2 {
+        // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open; open/dup2/close act on
+        // descriptors this process owns, before any other thread exists.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                let flags = if fd == 0 {
+                    libc::O_RDONLY
+                } else {
+                    libc::O_WRONLY
+                };
+                let null = libc::open(c"/dev/null".as_ptr(), flags);
+                if null >= 0 && null != fd {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+        }
+    }
+}
+
 /// How the human formats are drawn (`--color`, the terminal's width), set once in `main`.
 pub(crate) static STYLE: OnceLock<Style> = OnceLock::new();
 

@@ -28,4 +28,5 @@ mod signing;
 mod signing_cli;
 mod signing_tls;
 mod special_files;
+mod streams;
 mod tss_request;
