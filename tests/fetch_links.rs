@@ -294,3 +294,31 @@ fn a_failed_start_removes_the_part_and_the_sidecar() {
         );
     }
 }
+
+/// A `FILE.part` of another user (with a sidecar that would otherwise match) is refused
+/// and left alone. Needs root to give a file away (CI runs the tests as root).
+#[test]
+fn a_part_of_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("\n*** NOTE: not root: a part of another user cannot be made; not tested. ***\n");
+        return;
+    }
+    for ranges in [true, false] {
+        let s = Setup::new(ranges);
+        let part = s.path("fw.ipsw.part");
+        std::fs::write(&part, b"theirs").unwrap();
+        let meta = std::fs::metadata(&part).unwrap();
+        let sidecar = serde_json::json!({"ipswcheck_fetch": 1, "url": s.url, "size": 6,
+            "etag": null, "last_modified": null, "completed": 6,
+            "part_dev": std::os::unix::fs::MetadataExt::dev(&meta),
+            "part_inode": std::os::unix::fs::MetadataExt::ino(&meta)});
+        std::fs::write(s.path("fw.ipsw.part.json"), sidecar.to_string()).unwrap();
+        std::os::unix::fs::chown(&part, Some(65534), Some(65534)).unwrap();
+        let (code, out, err) = s.fetch();
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("belongs to another user"), "{err}");
+        assert_eq!(std::fs::read(&part).unwrap(), b"theirs");
+        assert!(s.files.log().is_empty());
+    }
+}

@@ -170,7 +170,8 @@ fn special_sidecars_are_not_trusted_and_never_hang() {
     let dir = tempfile::tempdir().unwrap();
     let files = util::remote::FileServer::start();
     let url = files.serve("fw.ipsw", &util::sample_ipsw());
-    let cases: [(&str, fn(&Path)); 3] = [
+    type Make = fn(&Path);
+    let cases: [(&str, Make); 3] = [
         ("FIFO", mkfifo),
         ("/dev/zero", |p: &Path| {
             std::os::unix::fs::symlink("/dev/zero", p).unwrap()
