@@ -175,11 +175,12 @@ impl Sidecar {
     }
 
     /// Whether this sidecar describes the `FILE.part` whose metadata is `meta`: the same
-    /// file (device, inode), of the size a download of ours leaves (pre-sized to the
-    /// whole file, or as far as a download without ranges got).
+    /// file (device, inode), of a size a download of ours leaves (pre-sized to the
+    /// whole file, or at least as far as a download without ranges had got when the
+    /// sidecar was last written — it may have been killed after writing more).
     fn describes(&self, meta: &fs::Metadata) -> bool {
         part::identity(meta) == (self.part_dev, self.part_inode)
-            && (meta.len() == self.size || meta.len() == self.completed)
+            && (meta.len() == self.size || meta.len() >= self.completed)
     }
 
     /// Write atomically, never through a link ([`part::write_replace`]).

@@ -63,7 +63,8 @@ pub fn draw_progress(progress: &ScanProgress, finished: &AtomicBool) {
             let bar = lines.entry(*id).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new(*total));
                 bar.set_style(line.clone());
-                bar.set_message(short(name, 40));
+                // A file name is the world's words: escaped, as in every human output.
+                bar.set_message(short(&crate::render::escape(name), 40));
                 bar
             });
             bar.set_position(*done);
