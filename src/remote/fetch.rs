@@ -30,7 +30,10 @@
 //!
 //! Read-only rule: an existing `FILE` is never modified or deleted (fetch refuses to
 //! start), and a `FILE.part` is only reused or removed when its sidecar says this command
-//! wrote it for this URL.
+//! wrote it for this URL — that very file (device and inode), not another one put in its
+//! place. No file is ever written through a link (`remote/part.rs`: exclusive creation
+//! without following links, a `FILE.part` with other names or of another user refused,
+//! the sidecar replaced by rename, `FILE` linked from the descriptor written).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
