@@ -322,3 +322,90 @@ fn a_part_of_another_user_is_refused() {
         assert!(s.files.log().is_empty());
     }
 }
+
+/// A `FILE.part` swapped mid-download for a link to a good copy (so that a check by
+/// path would see a good file) is not what gets checked or published: fetch checks and
+/// publishes the file it wrote, here a damaged download, so nothing is published and the
+/// good copy is untouched.
+#[test]
+fn a_part_swapped_for_a_link_mid_download_is_not_what_is_checked() {
+    use std::io::Write as _;
+    let s = Setup::new(false);
+    // The served body: the sample with one byte of its OS image flipped.
+    let mut damaged = std::fs::read(&s.source).unwrap();
+    let archive = ipswcheck::archive::Archive::open(&s.source).unwrap();
+    let os = archive
+        .entries()
+        .iter()
+        .find(|e| e.name.ends_with(".dmg") && e.compressed_size > 10_000)
+        .unwrap()
+        .clone();
+    let at = archive.raw_range(&os).unwrap().start + 5_000;
+    drop(archive);
+    damaged[at] ^= 0xff;
+    let half = damaged.len() / 2;
+    // No ranges; the body pauses halfway until the test has swapped the part.
+    let swapped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = swapped.clone();
+    let body = damaged.clone();
+    let server = FakeServer::streaming(move |_, stream| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(&body[..half])?;
+        stream.flush()?;
+        let start = std::time::Instant::now();
+        while !flag.load(std::sync::atomic::Ordering::SeqCst)
+            && start.elapsed() < std::time::Duration::from_secs(20)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stream.write_all(&body[half..])
+    });
+    let url = server.url("/fw.ipsw");
+    let dest = s.path("fw.ipsw");
+    let part = s.path("fw.ipsw.part");
+    let good = s.path("good.ipsw");
+    std::fs::copy(&s.source, &good).unwrap();
+    let swapper = {
+        let (part, good, moved) = (part.clone(), good.clone(), s.path("moved"));
+        let swapped = swapped.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(20) {
+                if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) {
+                    std::fs::rename(&part, &moved).unwrap();
+                    symlink(&good, &part).unwrap();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            swapped.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let args = [
+        "fetch",
+        url.as_str(),
+        "-o",
+        dest.to_str().unwrap(),
+        "--offline",
+        "--device",
+        "iPhone9,3",
+    ];
+    let (code, out, err) = run_in(None, &args, &[]);
+    swapper.join().unwrap();
+    assert!(
+        std::fs::symlink_metadata(&part).is_ok_and(|m| m.file_type().is_symlink()),
+        "the swap did not happen"
+    );
+    assert_ne!(code, 0, "a damaged download was called ready: {out}{err}");
+    assert!(!dest.exists(), "{out}{err}");
+    assert_eq!(
+        std::fs::read(&good).unwrap(),
+        std::fs::read(&s.source).unwrap()
+    );
+    // What was written is the damaged body, in the file fetch wrote.
+    assert_eq!(std::fs::read(s.path("moved")).unwrap(), damaged);
+}

@@ -344,7 +344,9 @@ pub fn fetch(
     // expected, so the mtime is put back once the download is complete.
     let opened_mtime = file.metadata().and_then(|m| m.modified()).ok();
 
-    let archive = match Archive::open(&part_path) {
+    // Through our descriptor: the bytes verified are the bytes written (and published).
+    let written_path = part::through_descriptor(&file, &part_path);
+    let archive = match Archive::open(&written_path) {
         Ok(a) if a.entries() == ipsw.archive.entries() => a,
         other => {
             part::remove_if_same(&part_path, &file);
@@ -509,7 +511,7 @@ pub fn fetch(
     let mut report = prepared.finish(signing);
     // Now that every byte is in place, the layout checks a local file gets when opened
     // (entries that overlap, or run into the directory) apply too.
-    if let Err(e) = Archive::open(&part_path) {
+    if let Err(e) = Archive::open(&written_path) {
         report.checks.archive.status = CheckStatus::Fail;
         report.checks.archive.damage.push(EntryDamage {
             entry: String::new(),
@@ -523,11 +525,27 @@ pub fn fetch(
         });
         report.conclude();
     }
+    name_the_download(&mut report, &written_path, url);
     fix_remote_report(&mut report, url, Some(&remote));
     drop(local);
     let _ = file.sync_all();
     let _ = fs::remove_file(&sidecar_path);
     finish_download(report, outcome, &file, &part_path, dest, options.keep)
+}
+
+/// Findings that name the checked file name it by the URL, not by the descriptor path
+/// ([`part::through_descriptor`]) it was read through.
+fn name_the_download(report: &mut Report, written_path: &Path, url: &str) {
+    let read_as = written_path.display().to_string();
+    for finding in &mut report.findings {
+        if let Finding::ChangedDuringCheck { file, .. } | Finding::NotARestoreIpsw { file, .. } =
+            finding
+        {
+            if *file == read_as {
+                *file = url.to_owned();
+            }
+        }
+    }
 }
 
 /// Whether opening the URL failed because the server ignores range requests.
@@ -704,7 +722,10 @@ fn fetch_streamed(
         quick: false,
         ..options.check.clone()
     };
-    let mut report = check_file(&part_path, &full, &Progress::default());
+    // Through our descriptor: the bytes checked are the bytes written (and published).
+    let written_path = part::through_descriptor(&file, &part_path);
+    let mut report = check_file(&written_path, &full, &Progress::default());
+    name_the_download(&mut report, &written_path, url);
     fix_remote_report(&mut report, url, Some(remote));
     if report.size.is_none() {
         report.size = Some(pos);

@@ -138,6 +138,24 @@ pub(super) fn remove_if_same(path: &Path, file: &File) {
     }
 }
 
+/// A path that opens the very file `file` is open on (`/proc/self/fd/N` where the
+/// system has it, else `path`): what `fetch` verifies must be the file it wrote and will
+/// publish, even if `FILE.part` is swapped for a link to another file meanwhile.
+pub(super) fn through_descriptor(file: &File, path: &Path) -> std::path::PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let proc_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(&proc_path), file.metadata()) {
+            if identity(&a) == identity(&b) {
+                return proc_path;
+            }
+        }
+    }
+    let _ = file;
+    path.to_path_buf()
+}
+
 /// Put `bytes` at `path`: a fresh temporary `path.tmp` (created exclusively; a leftover
 /// or a planted link there is removed as a name, never written through), then renamed
 /// over `path`, which replaces whatever name was there without following it.
