@@ -26,3 +26,5 @@ mod signing;
 mod signing_cli;
 mod signing_tls;
 mod tss_request;
+#[cfg(unix)]
+mod usb;
