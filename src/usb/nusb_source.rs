@@ -3,8 +3,8 @@
 //! nusb reads what the operating system already knows about each device — sysfs on Linux,
 //! IOKit on macOS, SetupAPI on Windows — without opening it: vendor and product ids, the
 //! cached serial-number string (iBoot's `CPID:… ECID:…` string in Recovery/DFU), the
-//! negotiated speed and the port chain. Windows does not cache every string descriptor;
-//! nusb then reads it from the device, which Apple's Recovery/DFU driver allows.
+//! negotiated speed and the port chain. Only cached strings are used: a string the
+//! system did not cache is absent, never read from the device.
 //!
 //! Only [`UsbSource::nonce_string`] opens a device (a control transfer reading string
 //! descriptor 1, as libirecovery's `irecv_copy_nonce_with_tag` does), and only when the
