@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use ipswcheck::usb::{self, serial, AutoError, JsonSource, Mode, UsbSource};
-use ipswcheck_fixture::IpswSpec;
+use ipswcheck_fixture::{DeviceSpec, IpswSpec};
 use plist::Value;
 
 use crate::util::run_env;
@@ -287,9 +287,13 @@ struct AutoRun {
 
 impl AutoRun {
     fn new(devices: Vec<serde_json::Value>) -> AutoRun {
+        Self::with_spec(IpswSpec::sample(), devices)
+    }
+
+    fn with_spec(spec: IpswSpec, devices: Vec<serde_json::Value>) -> AutoRun {
         let dir = tempfile::tempdir().unwrap();
-        let ipsw = dir.path().join("iPhone_4.7_P3_15.8_19H370_Restore.ipsw");
-        IpswSpec::sample().build(&ipsw).unwrap();
+        let ipsw = dir.path().join("Restore.ipsw");
+        spec.build(&ipsw).unwrap();
         let listing = write_listing(dir.path(), devices);
         AutoRun { dir, ipsw, listing }
     }
@@ -598,4 +602,125 @@ fn a_slow_link_is_one_line_of_every_check() {
         hint.contains("another cable") && hint.contains("directly"),
         "{hint}"
     );
+}
+
+#[test]
+fn the_devices_own_nonce_only_when_asked() {
+    // The iPhone 6s in Recovery whose serial and nonce strings were recorded, and a file
+    // for its board.
+    let spec = IpswSpec {
+        devices: vec![DeviceSpec::new("iPhone8,1", "n71ap", 0x8000, 0x04)],
+        ..IpswSpec::sample()
+    };
+    let mut device = apple(0x1281, RECOVERY_IPHONE6S, "high", &[2]);
+    device["nonce_string"] = RECOVERY_IPHONE6S_NONCES.into();
+    let run = AutoRun::with_spec(spec, vec![device]);
+    let server = FakeServer::apple_and_ipswme(Reply::ok(signed_body()), Reply::status(404));
+    let recorded = serial::parse(RECOVERY_IPHONE6S_NONCES);
+
+    let (code, doc, err) = run.run(Some(&server), None, &[]);
+    assert_eq!(code, 0, "{doc:#}{err}");
+    let random = server.tss_requests()[0].plist();
+    assert_eq!(
+        random["ApECID"].as_unsigned_integer(),
+        Some(0x0000_0575_2935_F194)
+    );
+    assert_eq!(random["ApNonce"].as_data().unwrap().len(), 20);
+    assert_ne!(random["ApNonce"].as_data(), recorded.ap_nonce.as_deref());
+
+    let (code, _, _) = run.run(Some(&server), None, &["--ap-nonce", "device"]);
+    assert_eq!(code, 0);
+    let asked = server.tss_requests()[1].plist();
+    assert_eq!(asked["ApNonce"].as_data(), recorded.ap_nonce.as_deref());
+    assert_eq!(asked["SepNonce"].as_data(), recorded.sep_nonce.as_deref());
+}
+
+#[test]
+fn ecid_with_a_named_device_personalizes_without_usb() {
+    let run = AutoRun::new(vec![]);
+    let server = FakeServer::apple_and_ipswme(Reply::ok(signed_body()), Reply::status(404));
+    let (code, out, err) = run_env(
+        &[
+            run.ipsw.to_str().unwrap(),
+            "--device",
+            "iPhone9,3",
+            "--ecid",
+            "7366571670679408",
+            "--json",
+            "--quick",
+            "--tss-url",
+            &server.tss_url(),
+            "--api-url",
+            &server.api_url(),
+            "--hosts-file",
+            "/nonexistent/ipswcheck-test/hosts",
+            "--cache-dir",
+            run.dir.path().join("cache").to_str().unwrap(),
+        ],
+        &[(
+            "IPSWCHECK_USB_FIXTURE",
+            "/nonexistent/ipswcheck-test/usb.json",
+        )],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["checks"]["signing"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Apple will sign 15.8 for this iPhone (ECID 0x1A2BDB9FA4AF70)"));
+    assert_eq!(
+        server.tss_requests()[0].plist()["ApECID"].as_unsigned_integer(),
+        Some(7_366_571_670_679_408)
+    );
+    // No device on the cable was looked for: no device note.
+    assert!(!doc["notes"].to_string().contains("connected_device"));
+}
+
+#[test]
+fn a_broken_listing_is_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("usb.json");
+    std::fs::write(&bad, "{\"devices\": [{\"bus\": 1}]}").unwrap();
+    let (code, out, err) = run_env(
+        &["doctor", "--usb"],
+        &[("IPSWCHECK_USB_FIXTURE", bad.to_str().unwrap())],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(bad.to_str().unwrap()) && err.contains("not a recorded USB listing"),
+        "{err}"
+    );
+}
+
+/// A usbmuxd that answers garbage, or never answers: an error, not a hang.
+#[test]
+fn a_hostile_usbmuxd_is_an_error_not_a_hang() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+    for reply in [
+        Some(vec![0xff; 16]),
+        Some(b"0123456789abcdef<plist".to_vec()),
+        None,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("usbmuxd");
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 64];
+                let _ = stream.read(&mut buf);
+                if let Some(reply) = &reply {
+                    let _ = stream.write_all(reply);
+                }
+                held.push(stream); // never closed: a silent peer
+            }
+        });
+        let started = std::time::Instant::now();
+        let result = usb::lockdown::query(&socket, None);
+        assert!(result.is_err(), "{result:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
 }
