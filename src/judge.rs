@@ -423,7 +423,18 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
-            Finding::ConnectedDevice { device, link, .. } => format!("connected: {device}; {link}"),
+            // The advice is in the message too: the human report prints no hint for notes.
+            Finding::ConnectedDevice {
+                device,
+                link,
+                advice,
+            } => format!(
+                "connected: {device}; {link}{}",
+                advice
+                    .as_ref()
+                    .map(|a| format!(". Next: {a}"))
+                    .unwrap_or_default()
+            ),
             Finding::Downgrade {
                 device,
                 on_device,

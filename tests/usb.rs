@@ -597,6 +597,7 @@ fn a_slow_link_is_one_line_of_every_check() {
         "{message}"
     );
     assert!(message.contains("4013/4014/4005"), "{message}");
+    assert!(message.contains("Next: use another cable"), "{message}");
     let hint = note["hint"].as_str().unwrap();
     assert!(
         hint.contains("another cable") && hint.contains("directly"),
