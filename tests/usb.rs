@@ -236,7 +236,7 @@ fn doctor_usb_says_speed_hubs_and_what_it_cannot_see() {
             "{name}: {out}"
         );
         assert!(out.contains("ECID 0x5752935F194"), "{name}: {out}");
-        assert!(out.contains("cannot see the cable's quality"), "{out}");
+        assert!(out.contains("What it cannot: the cable's quality"), "{out}");
         assert!(out.contains("NAND") && out.contains("audio chip"), "{out}");
         assert!(out.contains("4013, 4014 or 4005"), "{out}");
         match name {

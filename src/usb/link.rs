@@ -110,7 +110,7 @@ pub const APPLE_STEPS: [&str; 6] = [
 ];
 
 /// What can never be seen from USB: said in every `doctor --usb`.
-pub const CANNOT_SEE: &str = "ipswcheck cannot see the cable's quality (a cable that \
+pub const CANNOT_SEE: &str = "the cable's quality (a cable that \
     negotiated 480 Mbit/s can still drop packets under a restore's load), the device's NAND \
     storage or audio chip (hardware faults that also end in 4013/4014), or security software \
     on this computer";
@@ -175,7 +175,7 @@ pub fn doctor_text(devices: &[AttachedDevice], looked: &str) -> (String, bool) {
         out.push_str(&format!("  {}. {step}\n", i + 1));
     }
     out.push_str(&format!(
-        "Seen: speed, hubs, mode. Not seen: {CANNOT_SEE}.\n"
+        "What ipswcheck can see: speed, hubs, mode. What it cannot: {CANNOT_SEE}.\n"
     ));
     (out, suspect)
 }
