@@ -12,8 +12,11 @@
 //! `usbmuxd_get_device_list`/`usbmuxd_connect` and libimobiledevice's
 //! `lockdownd_get_value` speak them.
 //!
-//! Hand-written instead of a crate: the maintained Rust crate for this (`idevice`) brings
-//! an async runtime and TLS for pairing we must not do; this is ~250 lines on std.
+//! Hand-written instead of a crate: the maintained Rust crate for this (`idevice` 0.1.68)
+//! is async (tokio is a required dependency, its `usbmuxd` feature adds `tokio/net` and
+//! `futures`) and its default feature builds aws-lc for the TLS of paired sessions, which
+//! a read-only check never opens; this is ~300 lines on std and the plist crate we have.
+//! (Its build cost was not measured here.)
 //! Windows' Apple Mobile Device Service listens on TCP 27015 instead: not supported (the
 //! device is then "connected, in normal mode").
 
