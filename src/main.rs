@@ -629,10 +629,11 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
         finished.store(true, Ordering::Relaxed);
         outcome
     });
-    let outcome = match outcome {
+    let mut outcome = match outcome {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    add_device_findings(&mut outcome.report, &args.target);
     print_report(&outcome.report, &args.output);
     if !args.output.quiet {
         let note = if let Some(saved) = &outcome.saved {

@@ -725,3 +725,40 @@ fn a_hostile_usbmuxd_is_an_error_not_a_hang() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
     }
 }
+
+#[test]
+fn fetch_with_auto_names_the_device_too() {
+    let run = AutoRun::new(vec![apple(0x1281, RECOVERY_IPHONE6S, "high", &[2])]);
+    let files = crate::util::remote::FileServer::start();
+    let url = files.serve("s.ipsw", &run.ipsw);
+    let dest = run.dir.path().join("fetched.ipsw");
+    let socket = run.dir.path().join("no-usbmuxd");
+    let (code, out, err) = run_env(
+        &[
+            "fetch",
+            &url,
+            "-o",
+            dest.to_str().unwrap(),
+            "--device",
+            "auto",
+            "--offline",
+            "--json",
+        ],
+        &[
+            ("IPSWCHECK_USB_FIXTURE", run.listing.to_str().unwrap()),
+            ("IPSWCHECK_USBMUXD_SOCKET", socket.to_str().unwrap()),
+        ],
+    );
+    // The sample file is for iPhone9,x: the iPhone 6s on the cable refuses it, as
+    // `--device iPhone8,1 --board n71ap` would, and the report says which device it was.
+    assert_eq!(code, 20, "{out}{err}");
+    assert!(!dest.exists());
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["device"]["board"], "n71ap");
+    assert!(
+        notes(&doc)
+            .iter()
+            .any(|n| n.contains("iPhone 6s (iPhone8,1, n71ap) in Recovery mode")),
+        "{doc:#}"
+    );
+}
