@@ -325,7 +325,12 @@ fn personal(
         }
         (Some(hex), _) => match from_hex(hex) {
             Some(bytes) if !bytes.is_empty() => (Some(bytes), None),
-            _ => return Err(usage(format!("--ap-nonce takes hex digits or `device`, got \"{hex}\""))),
+            _ => {
+                return Err(usage(format!(
+                    "--ap-nonce takes hex digits or `device`, got \"{}\"",
+                    render::escape(hex)
+                )))
+            }
         },
     };
     let kind = boards
