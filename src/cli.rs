@@ -88,6 +88,12 @@ pub enum Command {
     /// redirects gs.apple.com (as a check would), 31 when the server cannot be reached
     /// or its certificate is not trusted.
     Doctor {
+        /// Instead, look at the USB link of every connected iPhone/iPad (speed, hubs,
+        /// mode): the causes of errors 4013/4014/4005 that can be seen. Exit 0 when the
+        /// links look right, 1 when one looks wrong (full speed, a hub), 2 when no device
+        /// is connected.
+        #[arg(long)]
+        usb: bool,
         #[command(flatten)]
         apple: AppleArgs,
         #[command(flatten)]
@@ -238,7 +244,8 @@ pub struct CheckArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
     /// Device to restore: a product type (iPhone9,3), hardware model (d101ap), model
-    /// number from the back of the phone (A1778) or name ("iPhone 7 (GSM)").
+    /// number from the back of the phone (A1778) or name ("iPhone 7 (GSM)"); `auto`: the
+    /// one connected by USB (any mode), and the signing answer is for its ECID.
     #[arg(long, short = 'd')]
     pub device: Option<String>,
 
@@ -250,6 +257,18 @@ pub struct TargetArgs {
     /// Check the Update identity (keeps data) instead of the Erase identity (restore).
     #[arg(long)]
     pub update: bool,
+
+    /// The device's ECID (hex 0x1A2B…, or decimal): with `--device auto`, which of several
+    /// connected devices; with a named device, the signing request is made for it
+    /// ("Apple will sign … for this iPhone (ECID …)").
+    #[arg(long, value_name = "ECID")]
+    pub ecid: Option<String>,
+
+    /// The ApNonce to send Apple (hex), or `device` to read the connected device's own
+    /// (Recovery/DFU; opens the device read-only). Random when not given: Apple's answer
+    /// does not depend on it.
+    #[arg(long, value_name = "HEX|device")]
+    pub ap_nonce: Option<String>,
 }
 
 /// The whole-file checksum to expect.

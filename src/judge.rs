@@ -101,6 +101,28 @@ pub enum Finding {
     ChecksumAdvisory { message: String },
     /// Signing was not asked (offline, or the file is not for the device).
     SigningNotChecked { reason: String },
+    /// `--device auto`: the device on the cable, its mode and its USB link (speed, hubs),
+    /// with what to do when the link is a known cause of 4013/4014/4005.
+    ConnectedDevice {
+        device: String,
+        link: String,
+        advice: Option<String>,
+    },
+    /// The device (normal mode) runs a newer version than the file: a restore is a
+    /// downgrade (erases; fails with 3194/1015 unless Apple signs the file's build), and an
+    /// update (`update`) cannot go backwards.
+    Downgrade {
+        device: String,
+        on_device: String,
+        file: String,
+        update: bool,
+    },
+    /// The device (normal mode) runs the file's version already.
+    SameVersion {
+        device: String,
+        version: String,
+        update: bool,
+    },
 }
 
 /// Overall answer to "can I restore with this file now?".
@@ -192,6 +214,9 @@ impl Finding {
                 | Finding::Unverifiable { .. }
                 | Finding::ChecksumAdvisory { .. }
                 | Finding::SigningNotChecked { .. }
+                | Finding::ConnectedDevice { .. }
+                | Finding::Downgrade { .. }
+                | Finding::SameVersion { .. }
         )
     }
 
@@ -219,7 +244,10 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::SigningNotChecked { .. }
+            | Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. } => return None,
         })
     }
 
@@ -260,7 +288,10 @@ impl Finding {
             | Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::SigningNotChecked { .. }
+            | Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. } => return None,
         })
     }
 
@@ -293,6 +324,9 @@ impl Finding {
             | Finding::SigningUnknown { .. }
             | Finding::SigningDisputed { .. }
             | Finding::SigningNotChecked { .. } => "signing",
+            Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. } => "device",
         }
     }
 
@@ -389,6 +423,53 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
+            // The advice is in the message too: the human report prints no hint for notes.
+            Finding::ConnectedDevice {
+                device,
+                link,
+                advice,
+            } => format!(
+                "connected: {device}; {link}{}",
+                advice
+                    .as_ref()
+                    .map(|a| format!(". Next: {a}"))
+                    .unwrap_or_default()
+            ),
+            Finding::Downgrade {
+                device,
+                on_device,
+                file,
+                update: false,
+            } => format!(
+                "the {device} runs {on_device}, this file is {file}: restoring it is a \
+                 downgrade, which erases the device and works only while Apple signs {file} \
+                 (otherwise error 3194, or 1015)"
+            ),
+            Finding::Downgrade {
+                device,
+                on_device,
+                file,
+                update: true,
+            } => format!(
+                "the {device} runs {on_device}, this file is {file}: an update cannot install \
+                 an older version; only a restore (which erases) can, while Apple signs {file}"
+            ),
+            Finding::SameVersion {
+                device,
+                version,
+                update: true,
+            } => format!(
+                "the {device} already runs {version}: updating with this file (--update) \
+                 reinstalls it and keeps the data"
+            ),
+            Finding::SameVersion {
+                device,
+                version,
+                update: false,
+            } => format!(
+                "the {device} already runs {version}: a restore with this file erases it; \
+                 check with --update to reinstall {version} keeping the data"
+            ),
         }
     }
 
@@ -440,6 +521,15 @@ impl Finding {
             Finding::SigningDisputed { .. } => {
                 "ask again later with --refresh; if a restore fails with 3194, Apple has \
                  stopped signing the build"
+                    .into()
+            }
+            Finding::ConnectedDevice {
+                advice: Some(advice),
+                ..
+            } => advice.clone(),
+            Finding::Downgrade { .. } => {
+                "back up the device first: a downgrade erases it, and data from a newer iOS \
+                 may not restore onto an older one"
                     .into()
             }
             _ => return None,

@@ -26,4 +26,5 @@ pub mod render;
 pub mod report;
 pub mod scan;
 pub mod signing;
+pub mod usb;
 pub mod verify;

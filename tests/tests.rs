@@ -30,3 +30,5 @@ mod signing_tls;
 mod special_files;
 mod streams;
 mod tss_request;
+#[cfg(unix)]
+mod usb;
