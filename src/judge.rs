@@ -99,6 +99,10 @@ pub enum Finding {
     /// ipsw.me's SHA-1, a third party's number, differs from a file whose every CRC and
     /// component digest verified.
     ChecksumAdvisory { message: String },
+    /// A zip layout Apple never writes but every reader reads the same way (bytes before
+    /// the archive, or after its end record): everything was still read and verified,
+    /// and the whole-file checksum cannot be Apple's.
+    ArchiveOddity { file: String, oddity: String },
     /// Signing was not asked (offline, or the file is not for the device).
     SigningNotChecked { reason: String },
 }
@@ -191,6 +195,7 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
                 | Finding::Unverifiable { .. }
                 | Finding::ChecksumAdvisory { .. }
+                | Finding::ArchiveOddity { .. }
                 | Finding::SigningNotChecked { .. }
         )
     }
@@ -219,6 +224,7 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
+            | Finding::ArchiveOddity { .. }
             | Finding::SigningNotChecked { .. } => return None,
         })
     }
@@ -260,6 +266,7 @@ impl Finding {
             | Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
+            | Finding::ArchiveOddity { .. }
             | Finding::SigningNotChecked { .. } => return None,
         })
     }
@@ -281,7 +288,9 @@ impl Finding {
             | Finding::ChangedDuringCheck { .. }
             | Finding::Interrupted { .. }
             | Finding::NotDownloaded { .. } => "file",
-            Finding::Truncated { .. } | Finding::ArchiveDamage { .. } => "archive",
+            Finding::Truncated { .. }
+            | Finding::ArchiveDamage { .. }
+            | Finding::ArchiveOddity { .. } => "archive",
             Finding::NotForDevice { .. } | Finding::OnlyOtherBehavior { .. } => "compatibility",
             Finding::ComponentMissing { .. }
             | Finding::ComponentMismatch { .. }
@@ -389,6 +398,10 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
+            Finding::ArchiveOddity { file, oddity } => format!(
+                "{file}: {oddity}; Apple's IPSWs never look like this, so its whole-file \
+                 checksum cannot be Apple's"
+            ),
         }
     }
 
