@@ -349,7 +349,14 @@ impl Archive {
         let map = anon.make_read_only().map_err(ArchiveError::Unreadable)?;
         // Anonymous memory cannot shrink under us: no guard slot needed.
         let opened = FileIdentity::unknown(map.len() as u64);
-        Self::from_map(label.into(), None, opened, crate::guard::register(&[]), map, 0)
+        Self::from_map(
+            label.into(),
+            None,
+            opened,
+            crate::guard::register(&[]),
+            map,
+            0,
+        )
     }
 
     /// An archive whose central directory was read elsewhere (a remote file read with
@@ -607,7 +614,11 @@ fn too_many_entries(n: u64) -> ArchiveError {
 ///
 /// (End records that put the directory anywhere but right before themselves were
 /// refused by [`directory_span`] before the crate parsed anything.)
-fn check_layout(bytes: &[u8], directory: Range<u64>, entries: &[Entry]) -> Result<(), ArchiveError> {
+fn check_layout(
+    bytes: &[u8],
+    directory: Range<u64>,
+    entries: &[Entry],
+) -> Result<(), ArchiveError> {
     let mut spans: Vec<(u64, u64, usize)> = entries
         .iter()
         .enumerate()
@@ -728,7 +739,8 @@ fn directory_span(bytes: &[u8], eocd: usize) -> Result<DirectoryLayout, ArchiveE
     }
     let start = end - size;
     let prefix = start - offset;
-    let record_at = |at: u64| size == 0 || bytes.get(at as usize..at as usize + 4) == Some(b"PK\x01\x02");
+    let record_at =
+        |at: u64| size == 0 || bytes.get(at as usize..at as usize + 4) == Some(b"PK\x01\x02");
     if prefix > 0 && (record_at(offset) || !record_at(start)) {
         return Err(broken(format!(
             "the end record puts a {size}-byte central directory at offset {offset}, which \
@@ -1095,7 +1107,10 @@ mod tests {
         );
         file().set_len(len).unwrap();
         let why = archive.changed().unwrap();
-        assert!(why.starts_with("reading it failed with an I/O error at offset"), "{why}");
+        assert!(
+            why.starts_with("reading it failed with an I/O error at offset"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -77,13 +77,33 @@ impl Ticket {
     }
 }
 
+/// Releases of at least this much also give freed memory back to the system.
+const TRIM_AT: u64 = 8 << 20;
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         if self.bytes > 0 {
+            if self.bytes >= TRIM_AT {
+                give_back_freed_memory();
+            }
             let mut in_use = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
             *in_use -= self.bytes;
             RELEASED.notify_all();
         }
+    }
+}
+
+/// Return memory the allocator holds freed to the system. glibc keeps one arena per
+/// thread (up to 8 per core) and keeps what a thread freed in its arena: a `scan` whose
+/// eight window threads each parsed a large manifest once would otherwise stay at eight
+/// parses' peak (measured: 494 MB for eight crafted 7 MB manifests) although the budget
+/// let only one be alive at a time. Called when a large share of the budget is given
+/// back, i.e. after the transient tree of a large manifest was dropped.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -182,7 +182,7 @@ mod platform {
                     )
                 };
                 if p != libc::MAP_FAILED {
-                    let offset = page.saturating_sub(start).max(0);
+                    let offset = page.saturating_sub(start);
                     let _ = r.fault.compare_exchange(
                         NO_FAULT,
                         offset,
@@ -196,7 +196,11 @@ mod platform {
         // Not ours: pass it on.
         // SAFETY: PREVIOUS was written by `sigaction` before this handler was installed,
         // and never again.
-        let previous = unsafe { std::ptr::addr_of!(PREVIOUS).cast::<libc::sigaction>().read() };
+        let previous = unsafe {
+            std::ptr::addr_of!(PREVIOUS)
+                .cast::<libc::sigaction>()
+                .read()
+        };
         let action = previous.sa_sigaction;
         if action == libc::SIG_DFL || action == libc::SIG_IGN {
             // The default action for a fault is to end the process; ignoring a fault
@@ -320,7 +324,10 @@ mod tests {
         let out = run_child("chain_child_previous_handler");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{:?}\n{text}", out.status);
-        assert!(text.contains("1 passed"), "the child test did not run: {text}");
+        assert!(
+            text.contains("1 passed"),
+            "the child test did not run: {text}"
+        );
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -384,8 +391,8 @@ mod tests {
         let guard = register(&ours);
         let other_path = dir.path().join("other.bin");
         std::fs::write(&other_path, vec![0xCD; 1 << 20]).unwrap();
-        let other = unsafe { memmap2::Mmap::map(&std::fs::File::open(&other_path).unwrap()) }
-            .unwrap();
+        let other =
+            unsafe { memmap2::Mmap::map(&std::fs::File::open(&other_path).unwrap()) }.unwrap();
         cut(&other_path, 0);
         cut(&ours_path, 0);
         // A fault outside our mappings goes to the previous handler, every time (ours
@@ -395,7 +402,10 @@ mod tests {
         assert_eq!(unsafe { std::ptr::read_volatile(ours.as_ptr()) }, 0);
         assert!(guard.faulted());
         assert_eq!(PREVIOUS_CALLS.load(Ordering::SeqCst), 1);
-        assert_eq!(unsafe { std::ptr::read_volatile(other.as_ptr().add(8192)) }, 0);
+        assert_eq!(
+            unsafe { std::ptr::read_volatile(other.as_ptr().add(8192)) },
+            0
+        );
         assert_eq!(PREVIOUS_CALLS.load(Ordering::SeqCst), 2);
     }
 
@@ -420,8 +430,8 @@ mod tests {
         println!("own mapping survived");
         let other_path = dir.path().join("other.bin");
         std::fs::write(&other_path, vec![0xCD; 1 << 20]).unwrap();
-        let other = unsafe { memmap2::Mmap::map(&std::fs::File::open(&other_path).unwrap()) }
-            .unwrap();
+        let other =
+            unsafe { memmap2::Mmap::map(&std::fs::File::open(&other_path).unwrap()) }.unwrap();
         cut(&other_path, 0);
         let _ = unsafe { std::ptr::read_volatile(other.as_ptr()) };
         println!("survived a fault that was not ours");

@@ -843,12 +843,14 @@ fn renamed_ibss(dir: &Path, r: Rename<'_>) -> PathBuf {
     let d101 = ids
         .iter_mut()
         .find(|id| {
-            id.as_dictionary().unwrap()["Info"].as_dictionary().unwrap()["DeviceClass"]
-                .as_string()
+            id.as_dictionary().unwrap()["Info"].as_dictionary().unwrap()["DeviceClass"].as_string()
                 == Some("d101ap")
         })
         .expect("the sample has a d101ap identity");
-    let old = info_of(d101).unwrap()["Path"].as_string().unwrap().to_owned();
+    let old = info_of(d101).unwrap()["Path"]
+        .as_string()
+        .unwrap()
+        .to_owned();
     for id in ids.iter_mut() {
         if let (Some(info), Some(path)) = (info_of(id), r.path) {
             if info["Path"].as_string() == Some(old.as_str()) {
@@ -936,7 +938,11 @@ fn an_entry_name_that_is_not_utf8_never_satisfies_a_manifest_path() {
 #[test]
 fn a_directory_entry_never_satisfies_a_component_path() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["Firmware/dfu/iBSS.d101/", "Firmware/dfu/", "Firmware\\dfu\\iBSS\\"] {
+    for name in [
+        "Firmware/dfu/iBSS.d101/",
+        "Firmware/dfu/",
+        "Firmware\\dfu\\iBSS\\",
+    ] {
         // A Path that names a directory, and the component's bytes under that name.
         let file = renamed_ibss(
             dir.path(),

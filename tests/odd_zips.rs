@@ -32,7 +32,9 @@ fn assert_read_with_warning(path: &Path, what: &str) {
     let items = v["checks"]["components"]["items"].as_array().unwrap();
     assert!(!items.is_empty());
     assert!(
-        items.iter().all(|c| c["status"] == "ok" || c["status"] == "skipped"),
+        items
+            .iter()
+            .all(|c| c["status"] == "ok" || c["status"] == "skipped"),
         "{what}: {v:#}"
     );
     assert!(
@@ -53,7 +55,9 @@ fn assert_read_with_warning(path: &Path, what: &str) {
     let o = check_offline(path, &[]);
     o.assert_code(what, 0);
     assert!(
-        o.stdout.lines().any(|l| l.contains("warning:") && l.contains(what)),
+        o.stdout
+            .lines()
+            .any(|l| l.contains("warning:") && l.contains(what)),
         "{}",
         o.stdout
     );
@@ -84,11 +88,17 @@ fn bytes_after_the_end_record_are_a_warning_and_everything_is_verified() {
     let bytes = std::fs::read(&sample_path).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("a newline", b"\n".to_vec()),
-        ("a signature block", b"-----BEGIN SIGNATURE-----\n0123456789\n".to_vec()),
+        (
+            "a signature block",
+            b"-----BEGIN SIGNATURE-----\n0123456789\n".to_vec(),
+        ),
         ("zeros", vec![0; 10_000]),
         // A stray end-record signature whose comment length runs past the end: not
         // an end record, so it is garbage too.
-        ("a stray signature", b"PK\x05\x06\x00\x00\x00\x00\xff\xff".to_vec()),
+        (
+            "a stray signature",
+            b"PK\x05\x06\x00\x00\x00\x00\xff\xff".to_vec(),
+        ),
     ];
     for (what, tail) in cases {
         let mut odd = bytes.clone();
@@ -97,7 +107,10 @@ fn bytes_after_the_end_record_are_a_warning_and_everything_is_verified() {
         eprintln!("trailing: {what}");
         assert_read_with_warning(
             &path,
-            &format!("{} bytes of something else follow the zip's end record", tail.len()),
+            &format!(
+                "{} bytes of something else follow the zip's end record",
+                tail.len()
+            ),
         );
     }
     // Both at once, zip64.

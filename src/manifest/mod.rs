@@ -478,8 +478,7 @@ impl RestorePlist {
         // Restore.plist is kept for the whole check outside the memory budget: hold its
         // lists to what real files have (a few rows, a few dozen product types).
         let supported_product_types = f.string_array("SupportedProductTypes")?;
-        if device_map.len() > MAX_RESTORE_ROWS || supported_product_types.len() > MAX_RESTORE_ROWS
-        {
+        if device_map.len() > MAX_RESTORE_ROWS || supported_product_types.len() > MAX_RESTORE_ROWS {
             return Err(ManifestError::NotAPlist {
                 file: RESTORE_PLIST,
                 reason: format!(

@@ -1082,9 +1082,9 @@ const MAX_BASEBAND_TOTAL: u64 = 2 << 30;
 /// front to back (its local headers) so the outer entry is still read only once.
 /// A member is identified by its file stem: `ACDB` → `acdb.mbn` (verified on Mav21).
 ///
-/// Bounded: a member is inflated only when a key names it, at most once per key (a
-/// second member with the same stem makes the key unverifiable rather than being hashed
-/// again: a crafted archive could repeat a bomb under one name), to at most
+/// Bounded: a member is inflated only when a key names it, at most once per key (the
+/// first member with the stem is the one judged; later ones are skipped without being
+/// inflated: a crafted archive could repeat a bomb under one name), to at most
 /// [`MAX_BASEBAND_MEMBER`] bytes (more is not Apple's member: a mismatch), and within
 /// `budget` (what is left of [`MAX_BASEBAND_TOTAL`] for the file). Members nobody asks for are skipped over
 /// their compressed bytes without inflating them.
@@ -1117,13 +1117,8 @@ fn hash_baseband_members(
                     continue;
                 };
                 if found.contains_key(prefix) {
-                    found.insert(
-                        prefix.clone(),
-                        BasebandOutcome::Unreadable(format!(
-                            "it holds more than one member named like {prefix} ({name:?}), \
-                             so which one Apple hashed is not known"
-                        )),
-                    );
+                    // The first member of that name was hashed and is judged; a crafted
+                    // archive repeating a bomb under the same name gets no second pass.
                     drop(member);
                     continue;
                 }
@@ -1140,11 +1135,10 @@ fn hash_baseband_members(
                                     "{name:?} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
                                 ));
                             }
-                            let charged = budget.fetch_update(
-                                Ordering::Relaxed,
-                                Ordering::Relaxed,
-                                |left| left.checked_sub(n as u64),
-                            );
+                            let charged =
+                                budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                                    left.checked_sub(n as u64)
+                                });
                             if charged.is_err() {
                                 break BasebandOutcome::Unreadable(format!(
                                     "its members inflate beyond the {MAX_BASEBAND_TOTAL} bytes \
