@@ -435,16 +435,9 @@ impl Archive {
     /// so a check must not report them as verdicts.
     pub fn changed(&self) -> Option<String> {
         let now = self.file.as_ref().and_then(|f| f.metadata().ok());
-        if let Some(at) = self.guard.fault() {
-            // A page that faulted past the file's current end: the file shrank. One
-            // inside it: the kernel could not read the page (see `crate::guard`).
-            return Some(match now.map(|m| m.len()) {
-                Some(len) if at < len => format!(
-                    "reading it failed with an I/O error at offset {at} (a failing disk, or a \
-                     network file system that lost it)"
-                ),
-                _ => "it shrank while it was being read".into(),
-            });
+        // A fault inside the file is an I/O error ([`Archive::read_error`]), not a change.
+        if self.guard.faulted() && self.read_error().is_none() {
+            return Some("it shrank while it was being read".into());
         }
         let now = FileIdentity::of(&now?);
         if now.len != self.opened.len {
@@ -481,6 +474,21 @@ impl Archive {
     /// call).
     pub fn take_reserved(&mut self) -> crate::budget::Ticket {
         std::mem::replace(&mut self.reserved, crate::budget::Ticket::none())
+    }
+
+    /// Whether a read of the mapping failed although the page lies inside the file: the
+    /// kernel could not deliver it (an I/O error: a failing disk, a network file system
+    /// that dropped the file). A fault past the file's current end is a file that shrank
+    /// instead ([`Archive::changed`]); see [`crate::guard`].
+    pub fn read_error(&self) -> Option<String> {
+        let at = self.guard.fault()?;
+        let len = self.file.as_ref()?.metadata().ok()?.len();
+        (at < len).then(|| {
+            format!(
+                "reading it failed with an I/O error at offset {at} (a failing disk, or a \
+                 network file system that lost it); what was read there is not the file"
+            )
+        })
     }
 
     /// Readable layouts Apple never writes, found while opening (a warning each).
@@ -1105,11 +1113,16 @@ mod tests {
             archive.changed().as_deref(),
             Some("it shrank while it was being read")
         );
+        assert_eq!(archive.read_error(), None);
         file().set_len(len).unwrap();
-        let why = archive.changed().unwrap();
+        let why = archive.read_error().unwrap();
         assert!(
             why.starts_with("reading it failed with an I/O error at offset"),
             "{why}"
+        );
+        assert_ne!(
+            archive.changed().as_deref(),
+            Some("it shrank while it was being read")
         );
     }
 

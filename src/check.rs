@@ -483,6 +483,23 @@ impl<'a> PreparedCheck<'a> {
                 oddity: oddity.to_string(),
             });
         }
+        if let Some(why) = archive.read_error() {
+            let problem = format!("{}: {why}", archive.path().display());
+            damage.push(verify::EntryDamage {
+                entry: String::new(),
+                problem: problem.clone(),
+                crc: false,
+            });
+            // First, as a change is: every other finding may be its effect.
+            findings.insert(
+                0,
+                Finding::ArchiveDamage {
+                    entry: String::new(),
+                    problem,
+                    crc: false,
+                },
+            );
+        }
         if let Some(why) = archive.changed() {
             damage.push(verify::EntryDamage {
                 entry: String::new(),

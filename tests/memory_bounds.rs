@@ -172,7 +172,19 @@ fn run_measured(args: &[&str], file_len: u64, allowance: u64) -> Measured {
     }
 }
 
+/// With `IPSWCHECK_KEEP_INPUTS=DIR`, every input is also copied to DIR (numbered), to
+/// measure it by hand (`/usr/bin/time -v`, `prlimit --as`).
+fn keep(path: &Path) {
+    if let Some(dir) = std::env::var_os("IPSWCHECK_KEEP_INPUTS") {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{n:02}-{}", path.file_name().unwrap().to_string_lossy());
+        std::fs::copy(path, Path::new(&dir).join(name)).unwrap();
+    }
+}
+
 fn check_measured(path: &Path, extra: &[&str]) -> Measured {
+    keep(path);
     let len = std::fs::metadata(path).unwrap().len();
     let mut args = vec![
         path.to_str().unwrap(),
@@ -488,6 +500,18 @@ fn the_largest_accepted_manifest_is_checked_within_the_limit() {
     let path = write(dir.path(), "padded.ipsw", &with_manifest(&items, &manifest));
     let m = check_measured(&path, &[]);
     m.assert_bounded("a manifest just under the caps", 0);
+}
+
+#[test]
+fn two_thousand_identities_are_checked_within_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (items, manifest) = sample_manifest(dir.path());
+    let path = write(
+        dir.path(),
+        "many.ipsw",
+        &ten_thousand_identities(&items, &manifest),
+    );
+    check_measured(&path, &[]).assert_bounded("2,000 identities (170,000 values)", 0);
 }
 
 #[test]

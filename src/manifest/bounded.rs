@@ -8,10 +8,10 @@ use plist::Value;
 /// RestoreRequestRules → rule → Conditions → …).
 pub const MAX_PLIST_DEPTH: usize = 64;
 /// Most values (scalars, keys, and each array or dictionary) a plist may expand to. The
-/// largest real manifests in `../shared` (1 MB of XML, iOS 26) hold about 35,000 with
-/// 263 KB of strings and data; manifests for many boards at once run to a few MB.
-/// Each value costs about [`VALUE_COST`] bytes once built: this cap holds a crafted
-/// manifest to about 26 MB of values, 6× the largest real one.
+/// largest real manifests in `../shared` (1 MB of XML, iOS 26, four identities) hold
+/// about 35,000; manifests for many boards at once run to a few MB, maybe 200,000.
+/// Built, a value costs about [`VALUE_COST`] bytes: this cap holds a crafted manifest to
+/// about 60 MB at its peak (measured in `tests/memory_bounds.rs`).
 pub const MAX_PLIST_VALUES: u64 = 200_000;
 /// Most bytes of strings and data a plist may expand to (30× the largest real one).
 pub const MAX_PLIST_PAYLOAD: u64 = 8 << 20;
