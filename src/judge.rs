@@ -99,6 +99,10 @@ pub enum Finding {
     /// ipsw.me's SHA-1, a third party's number, differs from a file whose every CRC and
     /// component digest verified.
     ChecksumAdvisory { message: String },
+    /// A zip layout Apple never writes but every reader reads the same way (bytes before
+    /// the archive, or after its end record): everything was still read and verified,
+    /// and the whole-file checksum cannot be Apple's.
+    ArchiveOddity { file: String, oddity: String },
     /// Signing was not asked (offline, or the file is not for the device).
     SigningNotChecked { reason: String },
     /// `--device auto`: the device on the cable, its mode and its USB link (speed, hubs),
@@ -213,6 +217,7 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
                 | Finding::Unverifiable { .. }
                 | Finding::ChecksumAdvisory { .. }
+                | Finding::ArchiveOddity { .. }
                 | Finding::SigningNotChecked { .. }
                 | Finding::ConnectedDevice { .. }
                 | Finding::Downgrade { .. }
@@ -244,6 +249,7 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
+            | Finding::ArchiveOddity { .. }
             | Finding::SigningNotChecked { .. }
             | Finding::ConnectedDevice { .. }
             | Finding::Downgrade { .. }
@@ -288,6 +294,7 @@ impl Finding {
             | Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
+            | Finding::ArchiveOddity { .. }
             | Finding::SigningNotChecked { .. }
             | Finding::ConnectedDevice { .. }
             | Finding::Downgrade { .. }
@@ -312,7 +319,9 @@ impl Finding {
             | Finding::ChangedDuringCheck { .. }
             | Finding::Interrupted { .. }
             | Finding::NotDownloaded { .. } => "file",
-            Finding::Truncated { .. } | Finding::ArchiveDamage { .. } => "archive",
+            Finding::Truncated { .. }
+            | Finding::ArchiveDamage { .. }
+            | Finding::ArchiveOddity { .. } => "archive",
             Finding::NotForDevice { .. } | Finding::OnlyOtherBehavior { .. } => "compatibility",
             Finding::ComponentMissing { .. }
             | Finding::ComponentMismatch { .. }

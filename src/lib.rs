@@ -11,6 +11,7 @@
 //! downloading.
 
 pub mod archive;
+pub mod budget;
 pub mod check;
 pub mod device;
 pub mod digest;

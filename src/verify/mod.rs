@@ -174,6 +174,9 @@ pub struct VerifyPlan<'a> {
     job_entries: Vec<Option<usize>>,
     /// Bytes of this plan read so far (per-file progress lines).
     done: AtomicU64,
+    /// Bytes the `.bbfw` members of this file may still inflate to, across all of its
+    /// baseband archives ([`MAX_BASEBAND_TOTAL`]).
+    baseband_budget: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +193,9 @@ enum BasebandOutcome {
     Hashed(Vec<u8>),
     NotFound,
     Unreadable(String),
+    /// A member no Apple baseband archive has (one inflating past
+    /// [`MAX_BASEBAND_MEMBER`]): it is not the member Apple hashed.
+    Crafted(String),
 }
 
 #[derive(Debug, Clone)]
@@ -255,14 +261,10 @@ impl<'a> VerifyPlan<'a> {
                     work.insert(i, EntryWork::default());
                 }
             }
-            let index: HashMap<&str, usize> = archive
-                .entries()
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (e.name.as_str(), i))
-                .collect();
             for check in &checks {
-                let Some(&i) = check.path.as_deref().and_then(|p| index.get(p)) else {
+                // Exact names only: `Archive::index_of` never answers with a directory
+                // or with a name whose bytes are not the Path's (class 8 of issue 14).
+                let Some(i) = check.path.as_deref().and_then(|p| archive.index_of(p)) else {
                     continue;
                 };
                 let w = work.entry(i).or_default();
@@ -290,6 +292,7 @@ impl<'a> VerifyPlan<'a> {
             outcomes,
             job_entries,
             done: AtomicU64::new(0),
+            baseband_budget: AtomicU64::new(MAX_BASEBAND_TOTAL),
         }
     }
 
@@ -373,7 +376,9 @@ impl<'a> VerifyPlan<'a> {
             Some(i) => {
                 let archive: &'h Archive = self.archive;
                 let entry = &archive.entries()[i];
-                process_entry(archive, entry, &self.work[&i], progress, cancel, None, role)
+                let work = &self.work[&i];
+                let budget = &self.baseband_budget;
+                process_entry(archive, entry, work, budget, progress, cancel, None, role)
             }
             None => JobOutcome::WholeFile(hash_whole_file(
                 self.archive.bytes(),
@@ -594,6 +599,10 @@ fn judge_baseband(
             finding.reason = Some(format!(
                 "no member of the baseband archive could be identified as {prefix}"
             ));
+        }
+        Some(BasebandOutcome::Crafted(why)) => {
+            finding.status = ComponentStatus::Mismatch;
+            finding.reason = Some(format!("the baseband archive is not Apple's: {why}"));
         }
         Some(BasebandOutcome::Unreadable(why)) => {
             finding.status = if error.is_some() {
@@ -913,10 +922,12 @@ impl Role<'_, '_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_entry<'a>(
     archive: &'a Archive,
     entry: &'a Entry,
     work: &EntryWork,
+    baseband_budget: &AtomicU64,
     progress: Counters<'_>,
     cancel: &AtomicBool,
     gate: Option<&WrittenGate<'_>>,
@@ -946,7 +957,7 @@ fn process_entry<'a>(
             digester: &mut digester,
             cancel,
         };
-        baseband = hash_baseband_members(&mut tee, &work.baseband);
+        baseband = hash_baseband_members(&mut tee, &work.baseband, baseband_budget);
         // What the inner-zip parser left in the read buffer still belongs to the digests.
         digester.feed(stream.take_pending());
         stream_digests(&mut stream, &mut digester, progress, cancel, gate, role)
@@ -1056,15 +1067,31 @@ impl Read for Tee<'_, '_> {
     }
 }
 
-/// The most bytes one `.bbfw` member may inflate to (real ones are a few megabytes).
-const MAX_BASEBAND_MEMBER: u64 = 1 << 30;
+/// The most bytes one `.bbfw` member may inflate to. Real members are a few megabytes
+/// (the largest, the modem image, tens); the outer entry is bounded by its declared
+/// size, but what a member inside it inflates to is not.
+const MAX_BASEBAND_MEMBER: u64 = 256 << 20;
+/// The most bytes all `.bbfw` members of one file may inflate to together: a crafted
+/// baseband archive can repeat a member, and a crafted manifest can name many baseband
+/// archives. Inflating and hashing 2 GiB costs about 4 s of one core (FIRMWARE.md §6);
+/// a real file needs a few hundred megabytes at most. Past it the members left are
+/// unverifiable, not mismatched: a real file could in principle need more.
+const MAX_BASEBAND_TOTAL: u64 = 2 << 30;
 
 /// Hash the `.bbfw` members named by `*-DownloadDigest` keys, reading the inner zip
 /// front to back (its local headers) so the outer entry is still read only once.
 /// A member is identified by its file stem: `ACDB` → `acdb.mbn` (verified on Mav21).
+///
+/// Bounded: a member is inflated only when a key names it, at most once per key (the
+/// first member with the stem is the one judged; later ones are skipped without being
+/// inflated: a crafted archive could repeat a bomb under one name), to at most
+/// [`MAX_BASEBAND_MEMBER`] bytes (more is not Apple's member: a mismatch), and within
+/// `budget` (what is left of [`MAX_BASEBAND_TOTAL`] for the file). Members nobody asks for are skipped over
+/// their compressed bytes without inflating them.
 fn hash_baseband_members(
     reader: &mut impl Read,
     wanted: &BTreeMap<String, DigestAlgorithm>,
+    budget: &AtomicU64,
 ) -> HashMap<String, BasebandOutcome> {
     let mut found: HashMap<String, BasebandOutcome> = HashMap::new();
     let mut failure = None;
@@ -1089,6 +1116,12 @@ fn hash_baseband_members(
                     drop(member);
                     continue;
                 };
+                if found.contains_key(prefix) {
+                    // The first member of that name was hashed and is judged; a crafted
+                    // archive repeating a bomb under the same name gets no second pass.
+                    drop(member);
+                    continue;
+                }
                 let mut hasher = algorithm.hasher();
                 let mut buf = vec![0u8; 64 << 10];
                 let mut total = 0u64;
@@ -1098,10 +1131,18 @@ fn hash_baseband_members(
                         Ok(n) => {
                             total += n as u64;
                             if total > MAX_BASEBAND_MEMBER {
-                                // Real members are a few MB; the outer entry is bounded by
-                                // its declared size, but an inner member is not.
+                                break BasebandOutcome::Crafted(format!(
+                                    "{name:?} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
+                                ));
+                            }
+                            let charged =
+                                budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                                    left.checked_sub(n as u64)
+                                });
+                            if charged.is_err() {
                                 break BasebandOutcome::Unreadable(format!(
-                                    "{name} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
+                                    "its members inflate beyond the {MAX_BASEBAND_TOTAL} bytes \
+                                     ipswcheck reads from the baseband archives of one file"
                                 ));
                             }
                             hasher.update(&buf[..n]);
@@ -1109,7 +1150,10 @@ fn hash_baseband_members(
                         Err(e) => break BasebandOutcome::Unreadable(e.to_string()),
                     }
                 };
-                if matches!(outcome, BasebandOutcome::Unreadable(_)) {
+                if matches!(
+                    outcome,
+                    BasebandOutcome::Unreadable(_) | BasebandOutcome::Crafted(_)
+                ) {
                     found.insert(prefix.clone(), outcome);
                     failure = Some("a member could not be read".into());
                     break;
@@ -1342,8 +1386,17 @@ pub fn run_plan_as_written(
                     local: &plan.done,
                 };
                 let gate = progressive.then_some(&gate);
-                let outcome =
-                    process_entry(archive, entry, work, counters, cancel, gate, Role::Alone);
+                let budget = &plan.baseband_budget;
+                let outcome = process_entry(
+                    archive,
+                    entry,
+                    work,
+                    budget,
+                    counters,
+                    cancel,
+                    gate,
+                    Role::Alone,
+                );
                 let _ = plan.outcomes[job].set(outcome);
             });
         }
