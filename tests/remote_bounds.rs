@@ -1,0 +1,199 @@
+//! Issue 14, classes 10 and 4 (remote part): what a remote check reads is bounded by
+//! design. The 32 MiB central-directory cap holds whatever the end records claim — also
+//! when the zip64 end record lies before the fetched tail, where a giant directory used
+//! to be read whole through the zip parser — and every byte the parser fetches on its
+//! own counts against the same cap.
+//!
+//! Files are sparse (mostly holes), served by the loopback range server of
+//! `util::remote`; the server's count of body bytes sent is what is asserted.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::util::remote::FileServer;
+use crate::util::robust::{run_limited, Limits, NO_HOSTS};
+
+const MIB: u64 = 1 << 20;
+
+/// A zip64 end record (56 bytes) declaring a central directory of `cd_size` bytes at
+/// `cd_offset`, holding `entries` entries.
+fn zip64_record(entries: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
+    let mut r = b"PK\x06\x06".to_vec();
+    r.extend_from_slice(&44u64.to_le_bytes());
+    r.extend_from_slice(&45u16.to_le_bytes());
+    r.extend_from_slice(&45u16.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&entries.to_le_bytes());
+    r.extend_from_slice(&entries.to_le_bytes());
+    r.extend_from_slice(&cd_size.to_le_bytes());
+    r.extend_from_slice(&cd_offset.to_le_bytes());
+    r
+}
+
+/// The zip64 locator pointing at `record`, then an end record that defers to zip64.
+fn zip64_trailer(record: u64) -> Vec<u8> {
+    let mut t = b"PK\x06\x07".to_vec();
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&record.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"PK\x05\x06");
+    t.extend_from_slice(&[0; 4]);
+    t.extend_from_slice(&[0xFF; 4]);
+    t.extend_from_slice(&[0xFF; 8]);
+    t.extend_from_slice(&[0; 2]);
+    t
+}
+
+/// A sparse file of `size` bytes: `head` at its start, the zip64 trailer pointing at
+/// `record_at` at its end, holes between.
+fn sparse_zip(path: &Path, size: u64, head: &[(u64, Vec<u8>)], record_at: u64) -> PathBuf {
+    let mut f = std::fs::File::create(path).unwrap();
+    for (at, bytes) in head {
+        f.seek(SeekFrom::Start(*at)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+    let trailer = zip64_trailer(record_at);
+    f.seek(SeekFrom::Start(size - trailer.len() as u64)).unwrap();
+    f.write_all(&trailer).unwrap();
+    path.to_path_buf()
+}
+
+#[test]
+fn a_zip64_record_before_the_tail_cannot_claim_a_giant_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileServer::start();
+    let cases = [
+        // The record at the start claims 40 MiB of directory right after it, all inside
+        // the file: read whole before the fix.
+        (
+            "40 MiB inside the file",
+            80 * MIB,
+            vec![(0, zip64_record(800_000, 40 * MIB, 56))],
+            0,
+        ),
+        // A terabyte of directory beyond the end of a 2 MiB file.
+        (
+            "1 TiB beyond the end",
+            2 * MIB,
+            vec![(0, zip64_record(u64::MAX, 1 << 40, 56))],
+            0,
+        ),
+        // The record in the middle; the directory claimed right before it, just over
+        // the cap.
+        (
+            "32 MiB + 1 before the record",
+            100 * MIB,
+            vec![(90 * MIB, zip64_record(700_000, 32 * MIB + 1, 58 * MIB - 1))],
+            90 * MIB,
+        ),
+    ];
+    for (what, size, head, record_at) in cases {
+        let path = sparse_zip(&dir.path().join("giant.ipsw"), size, &head, record_at);
+        let url = files.serve("giant.ipsw", &path);
+        files.clear_log();
+        let o = run_limited(
+            &[
+                &url,
+                "--device",
+                "iPhone9,3",
+                "--json",
+                "--hosts-file",
+                NO_HOSTS,
+                "--timeout",
+                "10",
+            ],
+            &Limits {
+                wall: Some(Duration::from_secs(60)),
+                ..Limits::default()
+            },
+        );
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(o.code, Some(10), "{what}: {v:#}");
+        let message = v["problems"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("more than the 33554432 ipswcheck reads"),
+            "{what}: {message}"
+        );
+        // The tail and the 56-byte record: nothing of the claimed directory.
+        let sent = files.body_bytes_sent();
+        assert!(sent < MIB, "{what}: the server sent {sent} bytes");
+        assert!(files.log().len() <= 2, "{what}: {:?}", files.log());
+        eprintln!(
+            "{what}: exit 10 after {sent} body bytes in {} requests: {message}",
+            files.log().len()
+        );
+    }
+}
+
+#[test]
+fn the_zip_parser_cannot_fetch_more_than_one_directory_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileServer::start();
+    // The locator points at bytes that are no zip64 record (zeros, or a record
+    // signature with nothing sensible after it): the directory cannot be told from the
+    // tail, so the zip parser looks for itself, through the same budget.
+    for (what, head) in [
+        ("zeros", vec![]),
+        ("a bare signature", vec![(0u64, b"PK\x06\x06".to_vec())]),
+    ] {
+        let size = 200 * MIB;
+        let path = sparse_zip(&dir.path().join("lost.ipsw"), size, &head, 0);
+        let url = files.serve("lost.ipsw", &path);
+        files.clear_log();
+        let o = run_limited(
+            &[&url, "--json", "--hosts-file", NO_HOSTS, "--timeout", "10"],
+            &Limits {
+                wall: Some(Duration::from_secs(60)),
+                ..Limits::default()
+            },
+        );
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(o.code, Some(10), "{what}: {v:#}");
+        let message = v["problems"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("no central directory within the 33554432 bytes"),
+            "{what}: {message}"
+        );
+        let sent = files.body_bytes_sent();
+        assert!(sent <= 32 * MIB + 2 * MIB, "{what}: the server sent {sent} bytes");
+        eprintln!(
+            "{what}: exit 10 after {sent} body bytes in {} requests: {message}",
+            files.log().len()
+        );
+    }
+}
+
+/// The seeds of the `remote_directory` fuzz target reach what they are meant to: the mini
+/// IPSWs open remotely — with their directory and zip64 record in the tail or before it —
+/// and the giant claim is refused by the cap.
+#[test]
+fn remote_fuzz_seeds_reach_the_directory_reader() {
+    use ipswcheck::remote::{self, RemoteFile, TAIL_LEN};
+    for seed in crate::util::seeds::all() {
+        if seed.target != "remote_directory" {
+            continue;
+        }
+        let file = remote::fuzz_file(&seed.bytes).unwrap();
+        let size = file.len() as u64;
+        let remote = RemoteFile::in_memory(seed.name, file);
+        let opened = remote::open_url(&remote);
+        if seed.name.starts_with("seed-mini-ipsw") {
+            let ipsw = opened.unwrap_or_else(|e| panic!("{}: {e}", seed.name));
+            assert!(ipsw.archive.entry("BuildManifest.plist").is_some());
+            // "far": larger than the tail, read with more than one request.
+            assert_eq!(size > TAIL_LEN, seed.name.ends_with("-far"), "{}", seed.name);
+        } else {
+            let e = opened.err().unwrap().to_string();
+            assert!(e.contains("more than the 33554432"), "{}: {e}", seed.name);
+        }
+        eprintln!(
+            "{}: {size} bytes, {} requests",
+            seed.name,
+            remote.requests()
+        );
+    }
+}
