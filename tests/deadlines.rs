@@ -10,8 +10,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -160,7 +160,10 @@ fn a_remote_check_ends_when_the_tail_trickles_forever() {
         let message = problem(&v);
         assert!(message.contains("not complete within"), "{message}");
         assert_ne!(v["verdict"], "ready", "{v:#}");
-        eprintln!("tail trickled after {first} bytes: exit 3 in {:?}: {message}", o.elapsed);
+        eprintln!(
+            "tail trickled after {first} bytes: exit 3 in {:?}: {message}",
+            o.elapsed
+        );
     }
 }
 
@@ -186,7 +189,10 @@ fn a_remote_check_ends_when_a_later_read_trickles() {
     // The tail at once; the directory (or whatever comes next) a byte a second, or its
     // headers so.
     for later in [Pace::Trickle(10), Pace::SlowHeaders] {
-        let (url, _) = serve_file(&path, move |i, _, _| if i == 0 { Pace::Serve } else { later });
+        let (url, _) = serve_file(
+            &path,
+            move |i, _, _| if i == 0 { Pace::Serve } else { later },
+        );
         let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
         assert_eq!(o.code, Some(3), "{later:?}: {v:#}");
         let message = problem(&v);
@@ -194,7 +200,10 @@ fn a_remote_check_ends_when_a_later_read_trickles() {
             message.contains("not complete within") || message.contains("no answer within"),
             "{later:?}: {message}"
         );
-        eprintln!("{later:?} after the tail: exit 3 in {:?}: {message}", o.elapsed);
+        eprintln!(
+            "{later:?} after the tail: exit 3 in {:?}: {message}",
+            o.elapsed
+        );
     }
 }
 
@@ -207,14 +216,25 @@ fn fetch_preflight_ends_when_the_server_trickles() {
     for how in [Pace::Trickle(0), Pace::SlowHeaders] {
         let (url, _) = serve_file(&sample(dir.path()), move |_, _, _| how);
         let (o, v) = run(
-            &["fetch", &url, "-o", dest.to_str().unwrap(), "--device", "iPhone9,3"],
+            &[
+                "fetch",
+                &url,
+                "-o",
+                dest.to_str().unwrap(),
+                "--device",
+                "iPhone9,3",
+            ],
             &net,
         );
         assert_eq!(o.code, Some(3), "{how:?}: {v:#}");
         // Nothing was written: the preflight failed before FILE.part existed.
         assert!(!dest.exists());
         assert!(!dir.path().join("out.ipsw.part").exists());
-        eprintln!("fetch preflight, {how:?}: exit 3 in {:?}: {}", o.elapsed, problem(&v));
+        eprintln!(
+            "fetch preflight, {how:?}: exit 3 in {:?}: {}",
+            o.elapsed,
+            problem(&v)
+        );
     }
 }
 
@@ -251,12 +271,18 @@ fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
     assert_ne!(o.code, Some(0), "{v:#}");
     let message = problem(&v);
     assert!(message.contains("too slow"), "{message}");
-    assert!(message.contains("below the minimum of 8 KiB/s"), "{message}");
+    assert!(
+        message.contains("below the minimum of 8 KiB/s"),
+        "{message}"
+    );
     let hint = v["problems"][0]["hint"].as_str().unwrap_or_default();
     assert!(hint.contains("resumes"), "{hint}");
     assert!(!dest.exists());
     assert!(dir.path().join("out.ipsw.part").exists(), "{v:#}");
-    eprintln!("download trickled: exit {:?} in {:?}: {message}", o.code, o.elapsed);
+    eprintln!(
+        "download trickled: exit {:?} in {:?}: {message}",
+        o.code, o.elapsed
+    );
 
     // The server recovers: the same command resumes after what had arrived, and the
     // file is complete and identical.
@@ -265,7 +291,12 @@ fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
     let (o, v) = run(&fetch, &network(dir.path(), &tss_url(a), &api_url(a)));
     assert_eq!(o.code, Some(0), "{v:#}");
     assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&path).unwrap());
-    let body = log.lock().unwrap().iter().copied().max_by_key(|(s, e)| e - s);
+    let body = log
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .max_by_key(|(s, e)| e - s);
     let (start, _) = body.unwrap();
     assert!(start >= 16 << 10, "the body was asked again from {start}");
     eprintln!("resumed from {start}: exit 0 in {:?}", o.elapsed);
@@ -298,7 +329,10 @@ fn a_trickling_tss_or_ipswme_costs_one_deadline() {
             assert_eq!(o.code, Some(31), "{what}: {v:#}");
             assert_eq!(signing["status"], "unknown");
             assert!(
-                signing["message"].as_str().unwrap().contains("no answer within 3.0 s"),
+                signing["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no answer within 3.0 s"),
                 "{signing:#}"
             );
         } else {

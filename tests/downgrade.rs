@@ -176,22 +176,42 @@ fn an_https_ipsw_url_redirected_to_http_is_refused_before_any_clear_text() {
         assert_eq!(o.code, Some(3), "{what}: {v:#}");
         assert_ne!(v["verdict"], "ready");
         let message = problem(&v);
-        assert!(message.contains("refused a redirect from https://"), "{message}");
+        assert!(
+            message.contains("refused a redirect from https://"),
+            "{message}"
+        );
         assert!(message.contains(&format!("to {plain}")), "{message}");
-        assert!(message.contains("never follows a redirect from https to plain http"), "{message}");
-        assert!(files.log().is_empty(), "{what}: the http server was asked: {:?}", files.log());
+        assert!(
+            message.contains("never follows a redirect from https to plain http"),
+            "{message}"
+        );
+        assert!(
+            files.log().is_empty(),
+            "{what}: the http server was asked: {:?}",
+            files.log()
+        );
 
         // `fetch` neither: no file, no part file, nothing asked in clear text.
         let dest = w.dir.path().join("out.ipsw");
         let (o, v) = w.run(
-            &["fetch", &url, "-o", dest.to_str().unwrap(), "--device", "iPhone9,3"],
+            &[
+                "fetch",
+                &url,
+                "-o",
+                dest.to_str().unwrap(),
+                "--device",
+                "iPhone9,3",
+            ],
             None,
             true,
         );
         assert_eq!(o.code, Some(3), "{what}: fetch: {v:#}");
         assert!(problem(&v).contains("refused a redirect"), "{v:#}");
         assert!(!dest.exists() && !w.dir.path().join("out.ipsw.part").exists());
-        assert!(files.log().is_empty(), "{what}: fetch asked the http server");
+        assert!(
+            files.log().is_empty(),
+            "{what}: fetch asked the http server"
+        );
         eprintln!("{what}: refused: {message}");
     }
 }
@@ -211,12 +231,23 @@ fn redirects_stay_within_the_scheme_given_and_are_few() {
         }
     });
     // Five hops (four on the chain, one to the file): followed, over https throughout.
-    let (o, v) = w.run(&[&format!("https://{chain}/hop/4"), "--device", "iPhone9,3"], None, true);
+    let (o, v) = w.run(
+        &[&format!("https://{chain}/hop/4"), "--device", "iPhone9,3"],
+        None,
+        true,
+    );
     assert_eq!(o.code, Some(0), "{v:#}");
     // Six: too many.
-    let (o, v) = w.run(&[&format!("https://{chain}/hop/5"), "--device", "iPhone9,3"], None, true);
+    let (o, v) = w.run(
+        &[&format!("https://{chain}/hop/5"), "--device", "iPhone9,3"],
+        None,
+        true,
+    );
     assert_eq!(o.code, Some(3), "{v:#}");
-    assert!(problem(&v).contains("redirected more than 5 times"), "{v:#}");
+    assert!(
+        problem(&v).contains("redirected more than 5 times"),
+        "{v:#}"
+    );
 
     // An http URL is not upgraded behind the user's back either: the https server is
     // never contacted.
@@ -229,9 +260,16 @@ fn redirects_stay_within_the_scheme_given_and_are_few() {
         }
     })
     .detach();
-    let (o, v) = w.run(&[&format!("http://{upgrade}/x.ipsw"), "--device", "iPhone9,3"], None, true);
+    let (o, v) = w.run(
+        &[&format!("http://{upgrade}/x.ipsw"), "--device", "iPhone9,3"],
+        None,
+        true,
+    );
     assert_eq!(o.code, Some(3), "{v:#}");
-    assert!(problem(&v).contains("only within the scheme of the URL given"), "{v:#}");
+    assert!(
+        problem(&v).contains("only within the scheme of the URL given"),
+        "{v:#}"
+    );
     assert_eq!(connections.load(Ordering::SeqCst), 0);
 }
 
@@ -243,7 +281,11 @@ fn an_https_ipswme_redirected_to_http_is_refused() {
     let target = plain.url("/v4/device/iPhone9,3?type=ipsw");
     let (api, _) = w.https(move |_, out| redirect(out, &target));
     let api = format!("https://{api}/v4");
-    let (o, v) = w.run(&[w.ipsw.to_str().unwrap(), "--device", "iPhone9,3"], Some(&api), true);
+    let (o, v) = w.run(
+        &[w.ipsw.to_str().unwrap(), "--device", "iPhone9,3"],
+        Some(&api),
+        true,
+    );
     // Apple's answer (signed) decides; ipsw.me's opinion was refused, not taken.
     assert_eq!(o.code, Some(0), "{v:#}");
     assert!(v["checks"]["signing"]["ipswme_signed"].is_null(), "{v:#}");

@@ -55,10 +55,7 @@ struct Server {
 
 impl Server {
     /// HTTPS with `cert`, answering every request with `answer(path)`.
-    fn https(
-        cert: ServerCert,
-        answer: impl Fn(&str) -> Answer + Send + Sync + 'static,
-    ) -> Server {
+    fn https(cert: ServerCert, answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Server {
         let config = crate::util::http::tls_config(cert);
         Server::start(
             move |tcp, answer_with: &dyn Fn(&mut dyn ReadWrite)| {

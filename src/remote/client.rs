@@ -50,8 +50,8 @@ pub const TAIL_LEN: u64 = 22 + 65535;
 /// The slowest answer a check waits for, in bytes per second, beyond the `timeout` every
 /// answer gets: the total deadline of an answer of `len` bytes is `timeout + len /
 /// MIN_CHECK_RATE`. 32 KiB/s (a poor mobile link) adds 2 s for the tail, a few seconds
-/// for a real directory and manifest, 34 minutes at most for the largest directory read
-/// (64 MiB): bounded, whatever the server does.
+/// for a real directory and manifest, 17 minutes at most for the largest directory read
+/// (32 MiB): bounded, whatever the server does.
 pub const MIN_CHECK_RATE: u64 = 32 << 10;
 
 /// The download rule: a `fetch` body slower than this, in bytes per second, averaged
@@ -459,9 +459,7 @@ impl RemoteFile {
             let body = bytes
                 .get(start as usize..end as usize)
                 .filter(|_| start < end)
-                .ok_or_else(|| {
-                    RemoteError::BadRange(format!("{start}-{end} is outside the file"))
-                })?
+                .ok_or_else(|| RemoteError::BadRange(format!("{start}-{end} is outside the file")))?
                 .to_vec();
             self.requests.fetch_add(1, Ordering::Relaxed);
             self.add_fetched(body.len() as u64);
@@ -592,7 +590,12 @@ impl RemoteFile {
     /// Read exactly `len` bytes of `response`'s body, by the total deadline of a request
     /// sent at `sent` ([`RemoteFile::deadline`]). Each read waits at most the stall
     /// timeout, so the deadline is checked at least that often.
-    fn read_body(&self, response: Response, len: u64, sent: Instant) -> Result<Vec<u8>, RemoteError> {
+    fn read_body(
+        &self,
+        response: Response,
+        len: u64,
+        sent: Instant,
+    ) -> Result<Vec<u8>, RemoteError> {
         if let Some(n) = response.content_length() {
             if n != len {
                 return Err(RemoteError::BadRange(format!(

@@ -515,7 +515,11 @@ mod tests {
     #[test]
     fn the_directory_cap_holds_when_the_zip64_record_is_before_the_tail() {
         let gap = TAIL_LEN as usize + 1000;
-        for (cd_size, cd_offset) in [(MAX_DIRECTORY_BYTES + 1, 56), (u64::MAX / 2, 0), (1 << 40, 56)] {
+        for (cd_size, cd_offset) in [
+            (MAX_DIRECTORY_BYTES + 1, 56),
+            (u64::MAX / 2, 0),
+            (1 << 40, 56),
+        ] {
             let file = zip64_file(&zip64_record(cd_size, cd_offset), gap, 0);
             let remote = RemoteFile::in_memory("mem.ipsw", file);
             match open_url(&remote) {
@@ -539,7 +543,11 @@ mod tests {
             let remote = RemoteFile::in_memory("mem.ipsw", file);
             assert!(open_url(&remote).is_err());
             let bound = TAIL_LEN + ZIP64_EOCD_LEN + MAX_DIRECTORY_BYTES;
-            assert!(remote.bytes_fetched() <= bound, "{}", remote.bytes_fetched());
+            assert!(
+                remote.bytes_fetched() <= bound,
+                "{}",
+                remote.bytes_fetched()
+            );
         }
         let mut reader = RangeReader {
             remote: &RemoteFile::in_memory("mem", vec![0; 4 * MIN_FETCH as usize]),

@@ -88,9 +88,11 @@ impl Held {
             let next = now
                 .checked_add(n)
                 .filter(|&v| v <= MAX_HELD_BYTES)
-                .ok_or(OverBudget { want: n, in_use: now })?;
-            match HELD_BYTES.compare_exchange_weak(now, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+                .ok_or(OverBudget {
+                    want: n,
+                    in_use: now,
+                })?;
+            match HELD_BYTES.compare_exchange_weak(now, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(current) => now = current,
             }

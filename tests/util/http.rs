@@ -424,7 +424,10 @@ impl<T: Read + Write> ReadWrite for T {}
 impl Server {
     /// HTTPS with `cert` on a fresh loopback port: each connection's handshake, then
     /// `conn` with the TLS stream (on its own thread). Nothing is recorded.
-    pub fn tls(cert: ServerCert, conn: impl Fn(&mut dyn ReadWrite) + Send + Sync + 'static) -> Server {
+    pub fn tls(
+        cert: ServerCert,
+        conn: impl Fn(&mut dyn ReadWrite) + Send + Sync + 'static,
+    ) -> Server {
         let config = tls_config(cert);
         Server::raw(move |tcp| {
             let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
