@@ -219,6 +219,8 @@ fn run_measured(args: &[&str]) -> (Option<i32>, String, u64) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Reaped below with wait4 (for its rusage), not Child::wait.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("spawn ipswcheck");
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
