@@ -324,7 +324,9 @@ fn eight_answers_just_under_their_caps_share_one_budget() {
         sent >> 20
     );
     assert_checked_eight(code, &out);
-    assert!(rss < 128 * MIB, "peak RSS {} MiB", rss >> 20);
+    // 45 MiB measured alone; more on a loaded machine (checks finish and free in another
+    // order), never the 256 MiB the eight directories would take without the budget.
+    assert!(rss < 200 * MIB, "peak RSS {} MiB", rss >> 20);
 
     // (b) Signing answers.
     let big = Arc::new(vec![b'A'; (8 * MIB - 1) as usize]);
