@@ -432,6 +432,10 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
+            Finding::ArchiveOddity { file, oddity } => format!(
+                "{file}: {oddity}; Apple's IPSWs never look like this, so its whole-file \
+                 checksum cannot be Apple's"
+            ),
             // The advice is in the message too: the human report prints no hint for notes.
             Finding::ConnectedDevice {
                 device,
