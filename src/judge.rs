@@ -101,6 +101,15 @@ pub enum Finding {
     ChecksumAdvisory { message: String },
     /// Signing was not asked (offline, or the file is not for the device).
     SigningNotChecked { reason: String },
+    /// The whole file matched a trusted whole-file digest (`--sha1`/`--sha256`, or the
+    /// SHA-1 Apple published, via ipsw.me), so it is byte-identical to that file and
+    /// `count` components were reported covered by it instead of hashed one by one.
+    ComponentsCovered {
+        algorithm: DigestAlgorithm,
+        /// `user` or `ipsw.me`.
+        source: String,
+        count: usize,
+    },
 }
 
 /// Overall answer to "can I restore with this file now?".
@@ -192,6 +201,7 @@ impl Finding {
                 | Finding::Unverifiable { .. }
                 | Finding::ChecksumAdvisory { .. }
                 | Finding::SigningNotChecked { .. }
+                | Finding::ComponentsCovered { .. }
         )
     }
 
@@ -219,7 +229,8 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::SigningNotChecked { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -260,7 +271,8 @@ impl Finding {
             | Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::SigningNotChecked { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -286,7 +298,8 @@ impl Finding {
             Finding::ComponentMissing { .. }
             | Finding::ComponentMismatch { .. }
             | Finding::ContentsNotVerified { .. }
-            | Finding::Unverifiable { .. } => "components",
+            | Finding::Unverifiable { .. }
+            | Finding::ComponentsCovered { .. } => "components",
             Finding::ChecksumMismatch { .. } | Finding::ChecksumAdvisory { .. } => "checksum",
             Finding::HostsRedirect { .. }
             | Finding::NotSigned { .. }
@@ -389,6 +402,21 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
+            Finding::ComponentsCovered {
+                algorithm,
+                source,
+                count,
+            } => format!(
+                "the whole file matches the {} {}, so it is byte-identical to that file: \
+                 {count} component{} reported ok as covered by it rather than hashed one by one",
+                algorithm.label(),
+                if source == "user" {
+                    "you gave"
+                } else {
+                    "Apple published (via ipsw.me)"
+                },
+                if *count == 1 { " is" } else { "s are" }
+            ),
         }
     }
 

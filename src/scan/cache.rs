@@ -185,6 +185,8 @@ impl Stored {
             hashed: true,
             entries_checked: self.entries_checked,
             cancelled: false,
+            // The components' covered reasons are kept; the note is about that run.
+            covered_by: None,
         })
     }
 }

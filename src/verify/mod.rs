@@ -38,7 +38,10 @@ use crate::img4::{self, Container};
 use crate::manifest::{BuildIdentity, ManifestComponent};
 
 mod pipeline;
+mod shortcut;
 use pipeline::Hub;
+use shortcut::{Shortcut, Stop};
+pub use shortcut::{TrustSource, TrustedDigest};
 
 /// The result for one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -113,6 +116,9 @@ pub struct Verification {
     pub entries_checked: usize,
     /// The check was cancelled before it finished.
     pub cancelled: bool,
+    /// The whole file matched this trusted digest, so the components not hashed by then
+    /// are reported covered by it ([`shortcut`]).
+    pub covered_by: Option<TrustedDigest>,
 }
 
 /// What to do besides reading the directory.
@@ -122,6 +128,12 @@ pub struct VerifyOptions {
     pub hash: bool,
     /// Whole-file digests to compute alongside (`--sha1`, `--sha256`, ipsw.me's SHA-1).
     pub whole_file: Vec<DigestAlgorithm>,
+    /// A trusted whole-file digest is known (`trusted`) or may arrive while the check
+    /// runs ([`VerifyPlan::trust`]): hash the whole file first and, once it matches,
+    /// stop the components and report them covered ([`shortcut`]).
+    pub shortcut: bool,
+    /// The trusted whole-file digest known before the check (`--sha1`/`--sha256`).
+    pub trusted: Option<TrustedDigest>,
 }
 
 /// A digest to compute over one entry: the algorithm, and the type to retag an IM4P to.
@@ -174,6 +186,7 @@ pub struct VerifyPlan<'a> {
     job_entries: Vec<Option<usize>>,
     /// Bytes of this plan read so far (per-file progress lines).
     done: AtomicU64,
+    shortcut: Shortcut,
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +295,10 @@ impl<'a> VerifyPlan<'a> {
             job_entries.push(None);
         }
         let outcomes = job_entries.iter().map(|_| OnceLock::new()).collect();
+        let shortcut = Shortcut::default();
+        if let (true, Some(t)) = (options.shortcut, &options.trusted) {
+            shortcut.expect(t.clone());
+        }
         VerifyPlan {
             archive,
             checks,
@@ -290,7 +307,22 @@ impl<'a> VerifyPlan<'a> {
             outcomes,
             job_entries,
             done: AtomicU64::new(0),
+            shortcut,
         }
+    }
+
+    /// A trusted whole-file digest learnt while the check runs (ipsw.me's SHA-1, from
+    /// the signing thread): if the file matches it, the components still hashing stop
+    /// and are reported covered. Ignored unless the plan was made with `shortcut`.
+    pub fn trust(&self, trusted: TrustedDigest) {
+        if self.options.shortcut && self.options.hash {
+            self.shortcut.expect(trusted);
+        }
+    }
+
+    /// The whole-file job runs first: it is the one that can make the others moot.
+    fn runs_first(&self, job: Option<usize>) -> bool {
+        job.is_none() && self.options.shortcut
     }
 
     /// Bytes of this plan read so far.
@@ -373,15 +405,26 @@ impl<'a> VerifyPlan<'a> {
             Some(i) => {
                 let archive: &'h Archive = self.archive;
                 let entry = &archive.entries()[i];
-                process_entry(archive, entry, &self.work[&i], progress, cancel, None, role)
+                let stop = if self.options.shortcut {
+                    Stop::or_covered(cancel, &self.shortcut.covered)
+                } else {
+                    Stop::plain(cancel)
+                };
+                process_entry(archive, entry, &self.work[&i], progress, stop, None, role)
             }
-            None => JobOutcome::WholeFile(hash_whole_file(
-                self.archive.bytes(),
-                &self.options.whole_file,
-                progress,
-                cancel,
-                role,
-            )),
+            None => {
+                let result = hash_whole_file(
+                    self.archive.bytes(),
+                    &self.options.whole_file,
+                    progress,
+                    cancel,
+                    role,
+                );
+                if let Ok(digests) = &result {
+                    self.shortcut.computed(digests);
+                }
+                JobOutcome::WholeFile(result)
+            }
         };
         let _ = self.outcomes[job].set(outcome);
     }
@@ -393,6 +436,11 @@ impl<'a> VerifyPlan<'a> {
             hashed: self.options.hash,
             ..Verification::default()
         };
+        // Jobs stopped because the whole file matched a trusted digest are not
+        // "cancelled": their bytes are Apple's, CRC-32s included.
+        let covering = self.shortcut.covering();
+        let stopped_by_cover =
+            |e: &Option<EntryError>| covering.is_some() && matches!(e, Some(EntryError::Cancelled));
         let mut by_entry: HashMap<usize, &JobOutcome> = HashMap::new();
         for (job, slot) in self.job_entries.iter().zip(&self.outcomes) {
             match (job, slot.get()) {
@@ -400,6 +448,7 @@ impl<'a> VerifyPlan<'a> {
                     by_entry.insert(*i, outcome);
                 }
                 (None, Some(JobOutcome::WholeFile(Ok(digests)))) => v.whole_file = digests.clone(),
+                (Some(_), None) if covering.is_some() => v.entries_checked += 1,
                 (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled)))) | (_, None) => {
                     v.cancelled = true
                 }
@@ -409,6 +458,7 @@ impl<'a> VerifyPlan<'a> {
         for (&i, outcome) in &by_entry {
             if let JobOutcome::Entry { error, .. } = outcome {
                 match error {
+                    _ if stopped_by_cover(error) => v.entries_checked += 1,
                     Some(EntryError::Cancelled) => v.cancelled = true,
                     Some(e) => {
                         v.entries_checked += 1;
@@ -474,6 +524,15 @@ impl<'a> VerifyPlan<'a> {
                 _ if !self.options.hash => {
                     finding.reason = Some("present; not hashed (--quick)".into());
                 }
+                _ if covering.is_some()
+                    && entry_index.is_none_or(|i| match by_entry.get(&i) {
+                        Some(JobOutcome::Entry { error, .. }) => stopped_by_cover(error),
+                        _ => true,
+                    }) =>
+                {
+                    finding.status = ComponentStatus::Ok;
+                    finding.reason = covering.as_ref().map(TrustedDigest::covered_reason);
+                }
                 Rule::Digest(req) => {
                     let expected = check.expected.as_deref().unwrap_or_default();
                     let outcome = entry_index.and_then(|i| by_entry.get(&i));
@@ -487,6 +546,7 @@ impl<'a> VerifyPlan<'a> {
             }
             v.components.push(finding);
         }
+        v.covered_by = covering;
         v
     }
 }
@@ -679,46 +739,10 @@ fn rules_for(c: &ManifestComponent) -> Vec<(String, Option<Vec<u8>>, Rule)> {
     one(Rule::Digest(DigestRequest { algorithm, retag }))
 }
 
-/// The digest of a component file: [`Hasher`], except SHA-384 through OpenSSL when
-/// built with the `openssl` feature (0.88 vs 0.61 GB/s here, and SHA-384 of the OS image
-/// is what bounds a check of a stored-DMG IPSW: BENCHMARKS.md). Off by default: it
-/// needs libssl-dev to build and libssl at run time.
-enum ComponentHasher {
-    Rust(Hasher),
-    #[cfg(feature = "openssl")]
-    OpensslSha384(openssl::sha::Sha384),
-}
-
-impl ComponentHasher {
-    fn new(algorithm: DigestAlgorithm) -> Self {
-        #[cfg(feature = "openssl")]
-        if algorithm == DigestAlgorithm::Sha384 {
-            return ComponentHasher::OpensslSha384(openssl::sha::Sha384::new());
-        }
-        ComponentHasher::Rust(algorithm.hasher())
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            ComponentHasher::Rust(h) => h.update(data),
-            #[cfg(feature = "openssl")]
-            ComponentHasher::OpensslSha384(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            ComponentHasher::Rust(h) => h.finish(),
-            #[cfg(feature = "openssl")]
-            ComponentHasher::OpensslSha384(h) => h.finish().to_vec(),
-        }
-    }
-}
-
 /// A running digest over a window of the stream, with an optional 4-byte overwrite.
 struct Sink {
     request: DigestRequest,
-    hasher: ComponentHasher,
+    hasher: Hasher,
     start: u64,
     end: u64,
     patch: Option<(u64, [u8; 4])>,
@@ -747,7 +771,7 @@ impl Sink {
         };
         Sink {
             request,
-            hasher: ComponentHasher::new(request.algorithm),
+            hasher: request.algorithm.hasher(),
             start,
             end,
             patch,
@@ -918,7 +942,7 @@ fn process_entry<'a>(
     entry: &'a Entry,
     work: &EntryWork,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
     gate: Option<&WrittenGate<'_>>,
     role: Role<'_, 'a>,
 ) -> JobOutcome {
@@ -969,7 +993,7 @@ fn stream_digests(
     stream: &mut EntryStream<'_>,
     digester: &mut Digester,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
     gate: Option<&WrittenGate<'_>>,
     role: Role<'_, '_>,
 ) -> Result<(), EntryError> {
@@ -1006,7 +1030,7 @@ fn stream_pipelined<'a>(
     digester: Digester,
     hub: &Hub<'a>,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
 ) -> (Result<(), EntryError>, Digester) {
     let lane = hub.open(digester);
     let deflated = !stream.is_stored();
@@ -1042,7 +1066,7 @@ fn stream_pipelined<'a>(
 struct Tee<'s, 'a> {
     stream: &'s mut EntryStream<'a>,
     digester: &'s mut Digester,
-    cancel: &'s AtomicBool,
+    cancel: Stop<'s>,
 }
 
 impl Read for Tee<'_, '_> {
@@ -1200,7 +1224,12 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
                 .map(move |(j, job)| (p, j, plan.job_estimate(*job)))
         })
         .collect();
-    queue.sort_by_key(|&(_, _, cost)| std::cmp::Reverse(cost));
+    // A whole-file digest that may cover the components goes first ([`shortcut`]);
+    // then costliest first.
+    queue.sort_by_key(|&(p, j, cost)| {
+        let first = plans[p].runs_first(plans[p].job_entries[j]);
+        (std::cmp::Reverse(first), std::cmp::Reverse(cost))
+    });
     let workers = rayon::current_num_threads().min(queue.len()).max(1);
     // Estimated work from each position of the queue to its end.
     let mut left: Vec<u64> = queue
@@ -1342,8 +1371,9 @@ pub fn run_plan_as_written(
                     local: &plan.done,
                 };
                 let gate = progressive.then_some(&gate);
+                let stop = Stop::plain(cancel);
                 let outcome =
-                    process_entry(archive, entry, work, counters, cancel, gate, Role::Alone);
+                    process_entry(archive, entry, work, counters, stop, gate, Role::Alone);
                 let _ = plan.outcomes[job].set(outcome);
             });
         }
