@@ -169,3 +169,26 @@ fn a_sha1_learnt_after_the_hash_still_covers_and_a_wrong_one_does_not() {
         assert!(v.components.iter().all(|c| !c.status.is_failure()));
     }
 }
+
+/// Online (ipsw.me's SHA-1) or with `--sha1`, the file is read twice at once; the
+/// progress total still counts each byte once (it used to show a 1.41 GiB file as
+/// 2.82 GiB), and ends full.
+#[test]
+fn a_whole_file_digest_does_not_double_the_progress_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = modern(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    for expected in [None, Some(vec![0xAB; 20]), Some(sha1_of(&path))] {
+        let mut o = options(Some("iPhone13,2"));
+        o.expected = expected.clone().map(|digest| ExpectedChecksum {
+            algorithm: DigestAlgorithm::Sha1,
+            digest,
+        });
+        let progress = ipswcheck::check::Progress::default();
+        let _ = ipswcheck::check::check_file(&path, &o, &progress);
+        let total = progress.total.load(std::sync::atomic::Ordering::SeqCst);
+        let done = progress.done.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(total <= size && total > size / 10 * 9, "{total} of {size}");
+        assert_eq!(done, total, "with {expected:?}");
+    }
+}

@@ -22,6 +22,7 @@ mod pipelined;
 mod realdata;
 mod remote;
 mod scan;
+mod shard;
 mod shortcut;
 mod signing;
 mod signing_cli;

@@ -340,6 +340,7 @@ mod tests {
             hashed: true,
             entries_checked: 42,
             cancelled: false,
+            covered_by: None,
         }
     }
 

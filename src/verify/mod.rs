@@ -37,8 +37,10 @@ use crate::digest::{to_hex, DigestAlgorithm, Hasher};
 use crate::img4::{self, Container};
 use crate::manifest::{BuildIdentity, ManifestComponent};
 
+mod count;
 mod pipeline;
 mod shortcut;
+use count::PlanProgress;
 use pipeline::Hub;
 use shortcut::{Shortcut, Stop};
 pub use shortcut::{TrustSource, TrustedDigest};
@@ -184,8 +186,8 @@ pub struct VerifyPlan<'a> {
     options: VerifyOptions,
     outcomes: Vec<OnceLock<JobOutcome>>,
     job_entries: Vec<Option<usize>>,
-    /// Bytes of this plan read so far (per-file progress lines).
-    done: AtomicU64,
+    /// Bytes of this plan read so far (per-file progress lines), each counted once.
+    done: PlanProgress,
     shortcut: Shortcut,
 }
 
@@ -299,6 +301,15 @@ impl<'a> VerifyPlan<'a> {
         if let (true, Some(t)) = (options.shortcut, &options.trusted) {
             shortcut.expect(t.clone());
         }
+        let entry_bytes: u64 = work
+            .keys()
+            .map(|&i| archive.entries()[i].compressed_size)
+            .sum();
+        let total = match (work.is_empty(), job_entries.is_empty()) {
+            (false, _) => entry_bytes,
+            (true, false) => archive.len(),
+            (true, true) => 0,
+        };
         VerifyPlan {
             archive,
             checks,
@@ -306,7 +317,7 @@ impl<'a> VerifyPlan<'a> {
             options,
             outcomes,
             job_entries,
-            done: AtomicU64::new(0),
+            done: PlanProgress::new(total, archive.len()),
             shortcut,
         }
     }
@@ -325,9 +336,9 @@ impl<'a> VerifyPlan<'a> {
         job.is_none() && self.options.shortcut
     }
 
-    /// Bytes of this plan read so far.
+    /// Bytes of this plan read so far, each counted once.
     pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
+        self.done.shown()
     }
 
     /// The archive this plan verifies.
@@ -335,10 +346,11 @@ impl<'a> VerifyPlan<'a> {
         self.archive
     }
 
-    /// Bytes the run will read: compressed sizes of the entries, plus the whole file
-    /// once when a whole-file digest was asked for. The unit of the progress counter.
+    /// Bytes of the file the run reads, each counted once however many passes read it
+    /// (the entries' compressed sizes; the whole-file digest reads the same bytes):
+    /// the total of the progress counter ([`count`]).
     pub fn total_work(&self) -> u64 {
-        self.job_entries.iter().map(|job| self.job_cost(*job)).sum()
+        self.done.total()
     }
 
     fn job_cost(&self, job: Option<usize>) -> u64 {
@@ -400,6 +412,7 @@ impl<'a> VerifyPlan<'a> {
         let progress = Counters {
             global,
             local: &self.done,
+            whole: self.job_entries[job].is_none(),
         };
         let outcome = match self.job_entries[job] {
             Some(i) => {
@@ -422,6 +435,9 @@ impl<'a> VerifyPlan<'a> {
                 );
                 if let Ok(digests) = &result {
                     self.shortcut.computed(digests);
+                    if self.shortcut.covered.load(Ordering::Acquire) {
+                        self.done.complete(global);
+                    }
                 }
                 JobOutcome::WholeFile(result)
             }
@@ -901,17 +917,19 @@ impl Digester {
     }
 }
 
-/// The progress counters one job adds to: the whole run's and its plan's.
+/// The progress counters one job adds to: the whole run's and its plan's, which counts
+/// the bytes the two passes share once ([`count`]).
 #[derive(Clone, Copy)]
 struct Counters<'p> {
     global: &'p AtomicU64,
-    local: &'p AtomicU64,
+    local: &'p PlanProgress,
+    /// The job is the whole-file digest (the second pass over the same bytes).
+    whole: bool,
 }
 
 impl Counters<'_> {
     fn add(&self, n: u64) {
-        self.global.fetch_add(n, Ordering::Relaxed);
-        self.local.fetch_add(n, Ordering::Relaxed);
+        self.local.add(self.global, n, self.whole);
     }
 }
 
@@ -1306,6 +1324,7 @@ pub fn run_plan_as_written(
                 let counters = Counters {
                     global: progress,
                     local: &plan.done,
+                    whole: true,
                 };
                 let bytes = archive.bytes();
                 let mut hashers: Vec<(DigestAlgorithm, Hasher)> = plan
@@ -1369,6 +1388,7 @@ pub fn run_plan_as_written(
                 let counters = Counters {
                     global: progress,
                     local: &plan.done,
+                    whole: false,
                 };
                 let gate = progressive.then_some(&gate);
                 let stop = Stop::plain(cancel);
