@@ -510,7 +510,11 @@ fn merge(inputs: &[std::path::PathBuf]) -> ExitCode {
             Ok(text) => texts.push((name, text)),
             Err(_) => {
                 let name = render::escape(&name);
-                return fail(ExitCode::NotAnIpsw, "path", &format!("{name}: is not UTF-8 text"));
+                return fail(
+                    ExitCode::NotAnIpsw,
+                    "path",
+                    &format!("{name}: is not UTF-8 text"),
+                );
             }
         }
     }
@@ -525,7 +529,11 @@ fn merge(inputs: &[std::path::PathBuf]) -> ExitCode {
                 .unwrap_or(1);
             ExitCode::from_code(code as i32).unwrap_or(ExitCode::ScanFailures)
         }
-        Err(e) => fail(ExitCode::NotAnIpsw, "merge", &render::escape(&e.to_string())),
+        Err(e) => fail(
+            ExitCode::NotAnIpsw,
+            "merge",
+            &render::escape(&e.to_string()),
+        ),
     }
 }
 

@@ -87,7 +87,9 @@ fn every_file_lands_in_exactly_one_shard_and_the_merge_equals_the_whole_scan() {
     let (whole_code, whole) = scan(dir.path(), &[], whole_cache.path());
     let (whole_rows, whole_summary) = parse(&whole);
     assert_eq!(whole_rows.len(), 4, "{whole}");
-    assert!(whole_summary["duplicates"].as_array().is_some_and(|d| !d.is_empty()));
+    assert!(whole_summary["duplicates"]
+        .as_array()
+        .is_some_and(|d| !d.is_empty()));
 
     for n in [1u64, 2, 3, 5] {
         let mut outputs = Vec::new();
@@ -151,7 +153,10 @@ fn merge_refuses_overlapping_or_unreadable_inputs() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let (code, _, stderr) = util::run_in(Some(dir.path()), &["merge", "missing.ndjson"], &[]);
     assert_eq!(code, 3);
-    assert!(stderr.contains("missing.ndjson: cannot be read"), "{stderr}");
+    assert!(
+        stderr.contains("missing.ndjson: cannot be read"),
+        "{stderr}"
+    );
     let (code, _, stderr) = util::run_in(Some(dir.path()), &["scan", "lib", "--shard", "2/2"], &[]);
     assert_eq!(code, 2, "{stderr}");
 }

@@ -19,6 +19,7 @@ mod limits;
 mod network_faults;
 mod output;
 mod pipelined;
+mod quick;
 mod realdata;
 mod remote;
 mod scan;

@@ -16,9 +16,11 @@ use plist::{Dictionary, Value};
 use crate::digest::DigestAlgorithm;
 
 mod bounded;
+mod quick;
 mod tss;
 
 pub use bounded::{read_plist_bounded, MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES};
+pub use quick::read_xml_plist;
 pub use tss::{plist_bool, plist_uint, RequestRule, TssParameters, TSS_AP_STRING_KEYS};
 
 /// Why a manifest could not be used.
@@ -461,6 +463,11 @@ impl RestorePlist {
 }
 
 fn parse_plist(bytes: &[u8], file: &'static str) -> Result<Value, ManifestError> {
+    // Apple's XML through the fast reader; anything else (binary, or XML outside the
+    // subset it reads exactly) through the full one.
+    if let Some(value) = quick::read_xml_plist(bytes) {
+        return Ok(value);
+    }
     read_plist_bounded(bytes).map_err(|reason| ManifestError::NotAPlist { file, reason })
 }
 

@@ -82,7 +82,9 @@ pub fn merge(inputs: &[(String, String)]) -> Result<String, MergeError> {
         out.push_str(&serde_json::to_string(row).expect("serializes"));
         out.push('\n');
     }
-    out.push_str(&serde_json::to_string(&serde_json::json!({ "summary": summary })).expect("serializes"));
+    out.push_str(
+        &serde_json::to_string(&serde_json::json!({ "summary": summary })).expect("serializes"),
+    );
     out.push('\n');
     Ok(out)
 }
@@ -135,7 +137,10 @@ fn mark_duplicates(rows: &mut [Value]) {
 }
 
 fn merged_summary(rows: &[Value], inputs: &[Map<String, Value>]) -> Map<String, Value> {
-    fn all<'i>(inputs: &'i [Map<String, Value>], key: &'static str) -> impl Iterator<Item = &'i Value> {
+    fn all<'i>(
+        inputs: &'i [Map<String, Value>],
+        key: &'static str,
+    ) -> impl Iterator<Item = &'i Value> {
         inputs.iter().filter_map(move |s| s.get(key))
     }
     let all = |key: &'static str| all(inputs, key);
@@ -160,7 +165,10 @@ fn merged_summary(rows: &[Value], inputs: &[Map<String, Value>]) -> Map<String, 
     s.insert("unreadable".into(), sorted_by_path(all("unreadable")));
 
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for k in all("counts").filter_map(Value::as_object).flat_map(Map::keys) {
+    for k in all("counts")
+        .filter_map(Value::as_object)
+        .flat_map(Map::keys)
+    {
         counts.insert(k.clone(), 0);
     }
     for r in rows {
@@ -173,7 +181,13 @@ fn merged_summary(rows: &[Value], inputs: &[Map<String, Value>]) -> Map<String, 
         .iter()
         .filter_map(|r| Some((text(r, "/path")?, r.pointer("/scan/intact_copy")?)))
         .collect();
-    for list in ["damaged", "incomplete", "unsigned", "signing_unknown", "betas"] {
+    for list in [
+        "damaged",
+        "incomplete",
+        "unsigned",
+        "signing_unknown",
+        "betas",
+    ] {
         let mut merged = sorted_by_path(all(list));
         for item in merged.as_array_mut().into_iter().flatten() {
             let path = text(item, "/path").unwrap_or_default().to_owned();
@@ -269,7 +283,9 @@ fn duplicate_groups(rows: &[Value]) -> Value {
 
 /// `15.10.1` → [15, 10, 1].
 fn version_key(v: &str) -> Vec<u64> {
-    v.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect()
+    v.split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect()
 }
 
 fn recommendation(rows: &[Value], inputs: &[Map<String, Value>]) -> Value {
@@ -289,8 +305,9 @@ fn recommendation(rows: &[Value], inputs: &[Map<String, Value>]) -> Value {
         (!beta(a))
             .cmp(&!beta(b))
             .then_with(|| {
-                version_key(text(a, "/product_version").unwrap_or_default())
-                    .cmp(&version_key(text(b, "/product_version").unwrap_or_default()))
+                version_key(text(a, "/product_version").unwrap_or_default()).cmp(&version_key(
+                    text(b, "/product_version").unwrap_or_default(),
+                ))
             })
             .then_with(|| {
                 build_cmp(
@@ -356,19 +373,28 @@ mod tests {
                 r#"{{"path":"{path}","firmware":{{"build":"19H370","product_version":"15.8"}},"scan":{{"status":"{status}","fingerprint":"f","duplicate_of":null,"intact_copy":null}}}}"#
             )
         };
-        let s0 = format!("{}\n{{\"summary\":{{\"exit_code\":0}}}}\n", row("b.ipsw", "ok"));
+        let s0 = format!(
+            "{}\n{{\"summary\":{{\"exit_code\":0}}}}\n",
+            row("b.ipsw", "ok")
+        );
         let s1 = format!(
             "{}\n{}\n{{\"summary\":{{\"exit_code\":1}}}}\n",
             row("a.ipsw", "ok"),
             row("c.ipsw", "damaged")
         );
         let out = merge(&[("s0".into(), s0), ("s1".into(), s1)]).unwrap();
-        let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(text(&lines[0], "/path"), Some("a.ipsw"));
         assert_eq!(text(&lines[1], "/scan/duplicate_of"), Some("a.ipsw"));
         assert_eq!(text(&lines[2], "/scan/intact_copy"), Some("a.ipsw"));
-        assert_eq!(lines[3].pointer("/summary/exit_code"), Some(&Value::from(1)));
+        assert_eq!(
+            lines[3].pointer("/summary/exit_code"),
+            Some(&Value::from(1))
+        );
         assert_eq!(
             lines[3].pointer("/summary/duplicates/0/paths"),
             Some(&serde_json::json!(["a.ipsw", "b.ipsw"]))

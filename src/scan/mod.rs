@@ -56,8 +56,8 @@
 
 pub mod cache;
 mod display;
-mod recommend;
 pub mod merge;
+mod recommend;
 pub mod schedule;
 pub mod shard;
 pub mod walk;

@@ -92,14 +92,8 @@ mod tests {
 
     #[test]
     fn parses_k_of_n_and_refuses_the_rest() {
-        assert_eq!(
-            "0/4".parse::<Shard>(),
-            Ok(Shard { index: 0, count: 4 })
-        );
-        assert_eq!(
-            "3/4".parse::<Shard>(),
-            Ok(Shard { index: 3, count: 4 })
-        );
+        assert_eq!("0/4".parse::<Shard>(), Ok(Shard { index: 0, count: 4 }));
+        assert_eq!("3/4".parse::<Shard>(), Ok(Shard { index: 3, count: 4 }));
         for bad in ["4/4", "1/0", "x/2", "1", "-1/2", "1/2/3", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
@@ -118,10 +112,7 @@ mod tests {
         assert_eq!(a, "iPhone/x.ipsw");
         assert_eq!(a, b);
         // A file named on the command line: its name.
-        let c = Shard::key(
-            Path::new("/tmp/x.ipsw"),
-            &[PathBuf::from("/tmp/x.ipsw")],
-        );
+        let c = Shard::key(Path::new("/tmp/x.ipsw"), &[PathBuf::from("/tmp/x.ipsw")]);
         assert_eq!(c, "x.ipsw");
     }
 

@@ -50,13 +50,16 @@ impl TrustedDigest {
     }
 }
 
+/// The trusted digest, once known, and the computed ones, once hashed.
+type State = (
+    Option<TrustedDigest>,
+    Option<BTreeMap<DigestAlgorithm, Vec<u8>>>,
+);
+
 /// What one plan knows about its whole-file digest, filled from two threads.
 #[derive(Default)]
 pub(super) struct Shortcut {
-    state: Mutex<(
-        Option<TrustedDigest>,
-        Option<BTreeMap<DigestAlgorithm, Vec<u8>>>,
-    )>,
+    state: Mutex<State>,
     /// Set once the computed digest equals the trusted one: component jobs stop.
     pub(super) covered: AtomicBool,
 }
@@ -79,13 +82,7 @@ impl Shortcut {
         self.decide(&state);
     }
 
-    fn decide(
-        &self,
-        state: &(
-            Option<TrustedDigest>,
-            Option<BTreeMap<DigestAlgorithm, Vec<u8>>>,
-        ),
-    ) {
+    fn decide(&self, state: &State) {
         if let (Some(t), Some(c)) = state {
             if c.get(&t.algorithm) == Some(&t.digest) {
                 self.covered.store(true, Ordering::Release);
