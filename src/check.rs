@@ -18,7 +18,7 @@ use crate::report::{
     DeviceFacts, FirmwareFacts, IdentityFacts, Report,
 };
 use crate::signing::{self, SigningCheck, SigningOptions};
-use crate::verify::{self, ComponentStatus, VerifyOptions, VerifyPlan};
+use crate::verify::{self, ComponentStatus, TrustSource, TrustedDigest, VerifyOptions, VerifyPlan};
 
 /// The largest plist ipswcheck will read: 16× the largest real manifest seen (1 MB of
 /// XML for iOS 26); manifests for many boards at once run to a few MB.
@@ -214,7 +214,11 @@ pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progre
         .total
         .store(prepared.plan().total_work(), Ordering::Relaxed);
     let signing = std::thread::scope(|s| {
-        let signer = s.spawn(|| prepared.sign());
+        let signer = s.spawn(|| {
+            let signing = prepared.sign();
+            prepared.trust_ipswme(&signing);
+            signing
+        });
         verify::run_plans(&[prepared.plan()], &progress.done, &progress.cancel);
         progress.phase.store(1, Ordering::Relaxed);
         signer.join().unwrap_or_else(|_| {
@@ -330,12 +334,21 @@ impl<'a> PreparedCheck<'a> {
             // cost in wall time, so its answer can be compared.
             whole_file.push(DigestAlgorithm::Sha1);
         }
+        // A whole-file digest the user gives, or the one Apple published (ipsw.me, when
+        // online), covers every component once the file matches it (verify::shortcut).
+        let trusted = options.expected.as_ref().map(|e| TrustedDigest {
+            algorithm: e.algorithm,
+            digest: e.digest.clone(),
+            source: TrustSource::User,
+        });
         let plan = VerifyPlan::new(
             &ipsw.archive,
             &identities,
             VerifyOptions {
                 hash: !options.quick,
                 whole_file,
+                shortcut: !options.quick && (trusted.is_some() || !options.signing.offline),
+                trusted,
             },
         );
         PreparedCheck {
@@ -350,6 +363,18 @@ impl<'a> PreparedCheck<'a> {
 
     pub fn plan(&self) -> &VerifyPlan<'a> {
         &self.plan
+    }
+
+    /// Hand ipsw.me's whole-file SHA-1 (Apple's, relayed) to the running verification:
+    /// if the file matches it, the components still hashing stop, covered by it.
+    pub fn trust_ipswme(&self, signing: &SigningCheck) {
+        if let Some(sha1) = &signing.ipswme_sha1 {
+            self.plan.trust(TrustedDigest {
+                algorithm: DigestAlgorithm::Sha1,
+                digest: sha1.clone(),
+                source: TrustSource::IpswMe,
+            });
+        }
     }
 
     pub fn identities(&self) -> &[&'a BuildIdentity] {
@@ -586,6 +611,21 @@ impl<'a> PreparedCheck<'a> {
         };
         if options.quick && compatible {
             findings.push(Finding::ContentsNotVerified { remote: false });
+        }
+        if let Some(t) = &verification.covered_by {
+            findings.push(Finding::ComponentsCovered {
+                algorithm: t.algorithm,
+                source: match t.source {
+                    TrustSource::User => "user",
+                    TrustSource::IpswMe => "ipsw.me",
+                }
+                .into(),
+                count: verification
+                    .components
+                    .iter()
+                    .filter(|c| c.reason.as_deref() == Some(t.covered_reason().as_str()))
+                    .count(),
+            });
         }
 
         let checksum = checksum_check(options, &signing, &verification.whole_file, &mut findings);

@@ -103,6 +103,15 @@ pub enum Command {
     /// content, not by extension). Exit 0 when every file passed, 1 when any failed,
     /// 2 usage, 3 when a given path cannot be read, 130 interrupted.
     Scan(ScanArgs),
+    /// Join the `--format ndjson` outputs of `scan --shard K/N` runs into the NDJSON one
+    /// unsharded scan prints (rows sorted, counts, duplicates and the recommendation
+    /// derived again over every row). Exit: the merged scan's (0, 1, 130); 3 when an
+    /// input cannot be read or is not a complete scan output, or two inputs overlap.
+    Merge {
+        /// The shard outputs (`-` for standard input).
+        #[arg(required = true, value_name = "NDJSON")]
+        inputs: Vec<PathBuf>,
+    },
     /// Download an IPSW, checking it first by range requests (device, signing), then
     /// verifying every component and the whole-file SHA-1 as the bytes arrive; the file
     /// is saved under FILE only when every check passed. Resumes FILE.part. From a server
@@ -181,6 +190,13 @@ pub struct ScanArgs {
     /// Hash every file again, even those verified before and unchanged since.
     #[arg(long)]
     pub rehash: bool,
+
+    /// Check only shard K of N (K from 0, like $JOB_COMPLETION_INDEX): each file goes to
+    /// one shard by a hash of its path relative to the scanned folder, so N machines
+    /// sharing a mirror split it without overlap. Join their `--format ndjson` outputs
+    /// with `ipswcheck merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ipswcheck::scan::shard::Shard>,
 
     /// Hashing threads (default: one per core).
     #[arg(long, short = 'j', value_name = "N")]

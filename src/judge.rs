@@ -127,6 +127,15 @@ pub enum Finding {
         version: String,
         update: bool,
     },
+    /// The whole file matched a trusted whole-file digest (`--sha1`/`--sha256`, or the
+    /// SHA-1 Apple published, via ipsw.me), so it is byte-identical to that file and
+    /// `count` components were reported covered by it instead of hashed one by one.
+    ComponentsCovered {
+        algorithm: DigestAlgorithm,
+        /// `user` or `ipsw.me`.
+        source: String,
+        count: usize,
+    },
 }
 
 /// Overall answer to "can I restore with this file now?".
@@ -222,6 +231,7 @@ impl Finding {
                 | Finding::ConnectedDevice { .. }
                 | Finding::Downgrade { .. }
                 | Finding::SameVersion { .. }
+                | Finding::ComponentsCovered { .. }
         )
     }
 
@@ -253,7 +263,8 @@ impl Finding {
             | Finding::SigningNotChecked { .. }
             | Finding::ConnectedDevice { .. }
             | Finding::Downgrade { .. }
-            | Finding::SameVersion { .. } => return None,
+            | Finding::SameVersion { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -298,7 +309,8 @@ impl Finding {
             | Finding::SigningNotChecked { .. }
             | Finding::ConnectedDevice { .. }
             | Finding::Downgrade { .. }
-            | Finding::SameVersion { .. } => return None,
+            | Finding::SameVersion { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -326,7 +338,8 @@ impl Finding {
             Finding::ComponentMissing { .. }
             | Finding::ComponentMismatch { .. }
             | Finding::ContentsNotVerified { .. }
-            | Finding::Unverifiable { .. } => "components",
+            | Finding::Unverifiable { .. }
+            | Finding::ComponentsCovered { .. } => "components",
             Finding::ChecksumMismatch { .. } | Finding::ChecksumAdvisory { .. } => "checksum",
             Finding::HostsRedirect { .. }
             | Finding::NotSigned { .. }
@@ -482,6 +495,21 @@ impl Finding {
             } => format!(
                 "the {device} already runs {version}: a restore with this file erases it; \
                  check with --update to reinstall {version} keeping the data"
+            ),
+            Finding::ComponentsCovered {
+                algorithm,
+                source,
+                count,
+            } => format!(
+                "the whole file matches the {} {}, so it is byte-identical to that file: \
+                 {count} component{} reported ok as covered by it rather than hashed one by one",
+                algorithm.label(),
+                if source == "user" {
+                    "you gave"
+                } else {
+                    "Apple published (via ipsw.me)"
+                },
+                if *count == 1 { " is" } else { "s are" }
             ),
         }
     }

@@ -103,6 +103,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Doctor { usb: true, .. }) => doctor_usb(),
         Some(Command::Doctor { apple, connect, .. }) => doctor(&apple, &connect),
         Some(Command::Scan(args)) => scan(args),
+        Some(Command::Merge { inputs }) => merge(&inputs),
         Some(Command::Fetch(args)) => fetch(args),
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
@@ -570,6 +571,7 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
         options.window = scan::default_window(jobs);
     }
     options.rehash = args.rehash;
+    options.shard = args.shard;
     let cancel = scan::interrupt_flag();
     let progress = scan::ScanProgress::default();
     let finished = AtomicBool::new(false);
@@ -588,6 +590,64 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
     let text = render::renderer_with(convert(args.format), false, style()).scan(&result);
     emit(&text);
     result.exit()
+}
+
+/// `ipswcheck merge`: shard outputs in, one scan output out (`scan::merge`).
+fn merge(inputs: &[std::path::PathBuf]) -> ExitCode {
+    /// Larger than any scan output of a real library; a bound on what is read.
+    const MAX_INPUT: u64 = 1 << 30;
+    let mut texts = Vec::new();
+    for path in inputs {
+        let name = path.display().to_string();
+        let mut bytes = Vec::new();
+        let read = if name == "-" {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::io::stdin().lock(), MAX_INPUT + 1),
+                &mut bytes,
+            )
+        } else {
+            std::fs::File::open(path).and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_INPUT + 1), &mut bytes)
+            })
+        };
+        let problem = match read {
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(_) if bytes.len() as u64 > MAX_INPUT => Some("is larger than 1 GiB".into()),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let name = render::escape(&name);
+            return fail(ExitCode::NotAnIpsw, "path", &format!("{name}: {problem}"));
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => texts.push((name, text)),
+            Err(_) => {
+                let name = render::escape(&name);
+                return fail(
+                    ExitCode::NotAnIpsw,
+                    "path",
+                    &format!("{name}: is not UTF-8 text"),
+                );
+            }
+        }
+    }
+    match scan::merge::merge(&texts) {
+        Ok(out) => {
+            emit(&out);
+            let code = out
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .and_then(|v| v.pointer("/summary/exit_code").and_then(|c| c.as_i64()))
+                .unwrap_or(1);
+            ExitCode::from_code(code as i32).unwrap_or(ExitCode::ScanFailures)
+        }
+        Err(e) => fail(
+            ExitCode::NotAnIpsw,
+            "merge",
+            &render::escape(&e.to_string()),
+        ),
+    }
 }
 
 fn fetch(args: cli::FetchArgs) -> ExitCode {

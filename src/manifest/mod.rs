@@ -16,12 +16,14 @@ use plist::{Dictionary, Value};
 use crate::digest::DigestAlgorithm;
 
 mod bounded;
+mod quick;
 mod tss;
 
 pub use bounded::{
     read_plist_bounded, read_plist_costed, MemoryHold, MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD,
     MAX_PLIST_VALUES, PARSE_COST_CAP, VALUE_COST,
 };
+pub use quick::read_xml_plist;
 pub use tss::{plist_bool, plist_uint, RequestRule, TssParameters, TSS_AP_STRING_KEYS};
 
 /// Why a manifest could not be used.
@@ -496,6 +498,11 @@ impl RestorePlist {
 }
 
 fn parse_plist(bytes: &[u8], file: &'static str) -> Result<(Value, u64), ManifestError> {
+    // Apple's XML through the fast reader; anything else (binary, or XML outside the
+    // subset it reads exactly, or over a bound) through the full one, which says why.
+    if let Some(read) = quick::read_xml_plist_costed(bytes) {
+        return Ok(read);
+    }
     read_plist_costed(bytes).map_err(|reason| ManifestError::NotAPlist { file, reason })
 }
 
