@@ -61,6 +61,7 @@ static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 fn main() -> std::process::ExitCode {
     terminal::sanitize_std_fds();
+    ipswcheck::budget::tune_allocator();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let json = args
         .windows(2)

@@ -129,6 +129,10 @@ fn larger(dir: &Path) -> PathBuf {
     let path = dir.join("larger.ipsw");
     IpswSpec {
         filler_count: 900,
+        // One device, no research identity: 2 identities × 900 fillers stay under the
+        // plist value cap (manifest::MAX_PLIST_VALUES).
+        research_identity: false,
+        devices: vec![IpswSpec::sample().devices[1].clone()],
         os_method: Method::Stored,
         os_size: 2 << 20,
         ..IpswSpec::sample()

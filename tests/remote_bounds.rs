@@ -324,9 +324,10 @@ fn eight_answers_just_under_their_caps_share_one_budget() {
         sent >> 20
     );
     assert_checked_eight(code, &out);
-    // 45 MiB measured alone; more on a loaded machine (checks finish and free in another
-    // order), never the 256 MiB the eight directories would take without the budget.
-    assert!(rss < 200 * MIB, "peak RSS {} MiB", rss >> 20);
+    // 45 MiB measured, idle or loaded (393 MiB under load before the allocator gave large
+    // frees back: budget::tune_allocator); never the 256 MiB the eight directories would
+    // take without the budget.
+    assert!(rss < 100 * MIB, "peak RSS {} MiB", rss >> 20);
 
     // (b) Signing answers.
     let big = Arc::new(vec![b'A'; (8 * MIB - 1) as usize]);

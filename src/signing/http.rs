@@ -111,6 +111,11 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         HELD_BYTES.fetch_sub(self.bytes, Ordering::AcqRel);
+        // A large answer was freed (its buffer before this guard, by field order or
+        // scope): hand the memory back, as the file budget does (crate::budget).
+        if self.bytes >= 8 << 20 {
+            crate::budget::give_back_freed_memory();
+        }
     }
 }
 
