@@ -16,8 +16,8 @@ fn main() {
         .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_else(|| "unknown".to_owned());
     let mut features = Vec::new();
-    if std::env::var_os("CARGO_FEATURE_OPENSSL").is_some() {
-        features.push("openssl");
+    if std::env::var_os("CARGO_FEATURE_AWS_LC").is_some() {
+        features.push("aws-lc");
     }
     let features = if features.is_empty() {
         "none".to_owned()

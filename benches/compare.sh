@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Compare ipswcheck with the usual archive testers on one benchmark IPSW, on this machine.
+# Without --preset or --fixture: the era benchmarks (modern, modern-xN, ios18, legacy10,
+# scan, --quick on real manifests), each as a ratio to openssl/sha1sum/unzip on the same
+# bytes: `benches/eras.sh`, which takes the other options (see its header).
+#
+# With --preset or --fixture: compare ipswcheck with the usual archive testers on one
+# benchmark IPSW, on this machine.
 #
 #   benches/compare.sh [--preset bench|bench-sha1|bench-stored] [--scale F] [--fixture FILE]
 #                      [--samples N] [--device PRODUCT_TYPE] [--cold] [--no-build]
@@ -31,6 +36,11 @@
 
 set -euo pipefail
 
+case " $* " in
+    *" --preset "*|*" --fixture "*) ;;
+    *) exec bash "$(dirname "$0")/eras.sh" "$@" ;;
+esac
+
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
@@ -54,7 +64,7 @@ while [ $# -gt 0 ]; do
         --cold) COLD=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --max-wait) MAX_WAIT=$2; shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

@@ -1,15 +1,16 @@
-//! Hashing throughput on one core: the manifest algorithms through
-//! `ipswcheck::digest::Hasher` (RustCrypto), SHA-384 through aws-lc and, with
-//! `--features openssl`, OpenSSL (the backends BENCHMARKS.md weighs), and CRC-32
-//! (crc32fast), fed in chunks of the sizes the check uses.
+//! Hashing throughput on one core: the manifest algorithms through each backend of
+//! `ipswcheck::digest::Hasher` (RustCrypto, and aws-lc with the default `aws-lc`
+//! feature: the numbers BENCHMARKS.md chooses by), and CRC-32 (crc32fast), fed in chunks
+//! of the sizes the check uses. (aws-lc is also what `openssl dgst` runs, OpenSSL
+//! lineage; compare.sh measures `openssl dgst` itself.)
 //!
 //! ```text
-//! cargo bench --bench hashing [--features openssl]
+//! cargo bench --bench hashing
 //! ```
 
 use divan::counter::BytesCount;
 use divan::{black_box, Bencher};
-use ipswcheck::digest::DigestAlgorithm;
+use ipswcheck::digest::{Backend, DigestAlgorithm, Hasher};
 
 fn main() {
     divan::main();
@@ -25,11 +26,21 @@ fn data() -> Vec<u8> {
 /// The hash is fed in chunks of this size (the inflate buffer / stored slice sizes).
 const CHUNKS: &[usize] = &[64 << 10, 256 << 10, 1 << 20];
 
-#[divan::bench(args = [DigestAlgorithm::Sha1, DigestAlgorithm::Sha256, DigestAlgorithm::Sha384])]
-fn rustcrypto(bencher: Bencher, algorithm: DigestAlgorithm) {
+/// Every algorithm through every backend (`ipswcheck::digest::Backend`): the numbers
+/// `Backend::fastest` is chosen by.
+#[divan::bench(consts = [0, 1, 2], args = BACKENDS)]
+fn hash<const ALG: usize>(bencher: Bencher, backend: &str) {
+    let algorithm = [
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+    ][ALG];
+    let Some(&backend) = Backend::all().iter().find(|b| b.name() == backend) else {
+        return;
+    };
     let data = data();
     bencher.counter(BytesCount::new(LEN)).bench_local(|| {
-        let mut h = algorithm.hasher();
+        let mut h = Hasher::with_backend(algorithm, backend);
         for c in data.chunks(1 << 20) {
             h.update(black_box(c));
         }
@@ -37,62 +48,14 @@ fn rustcrypto(bencher: Bencher, algorithm: DigestAlgorithm) {
     });
 }
 
+const BACKENDS: &[&str] = &["rustcrypto", "aws-lc"];
+
 #[divan::bench(args = CHUNKS)]
-fn sha384_rustcrypto_chunk(bencher: Bencher, chunk: usize) {
+fn sha384_fastest_chunk(bencher: Bencher, chunk: usize) {
     let data = data();
     bencher.counter(BytesCount::new(LEN)).bench_local(|| {
         let mut h = DigestAlgorithm::Sha384.hasher();
         for c in data.chunks(chunk) {
-            h.update(black_box(c));
-        }
-        h.finish()
-    });
-}
-
-#[cfg(feature = "openssl")]
-#[divan::bench]
-fn sha384_openssl(bencher: Bencher) {
-    let data = data();
-    bencher.counter(BytesCount::new(LEN)).bench_local(|| {
-        let mut h = openssl::sha::Sha384::new();
-        for c in data.chunks(1 << 20) {
-            h.update(black_box(c));
-        }
-        h.finish()
-    });
-}
-
-#[divan::bench]
-fn sha384_aws_lc(bencher: Bencher) {
-    let data = data();
-    bencher.counter(BytesCount::new(LEN)).bench_local(|| {
-        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384);
-        for c in data.chunks(1 << 20) {
-            h.update(black_box(c));
-        }
-        h.finish()
-    });
-}
-
-#[cfg(feature = "openssl")]
-#[divan::bench]
-fn sha1_openssl(bencher: Bencher) {
-    let data = data();
-    bencher.counter(BytesCount::new(LEN)).bench_local(|| {
-        let mut h = openssl::sha::Sha1::new();
-        for c in data.chunks(1 << 20) {
-            h.update(black_box(c));
-        }
-        h.finish()
-    });
-}
-
-#[divan::bench]
-fn sha1_aws_lc(bencher: Bencher) {
-    let data = data();
-    bencher.counter(BytesCount::new(LEN)).bench_local(|| {
-        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
-        for c in data.chunks(1 << 20) {
             h.update(black_box(c));
         }
         h.finish()

@@ -67,6 +67,7 @@ fn sample(kind: Kind) -> &'static Sample {
         Sample {
             entry: Entry {
                 name: e.name.clone(),
+                raw_name: e.name.clone().into_bytes(),
                 method: Method::Deflated,
                 compressed_size: e.compressed_size,
                 size: e.uncompressed_size,

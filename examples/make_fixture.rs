@@ -5,15 +5,18 @@
 //! ```
 //!
 //! Presets: `sample` (default; the committed `testdata/sample.ipsw`), `a9-sample`,
-//! `img3-sample`, `bench`, `bench-sha1`, `bench-stored`. `--scale` multiplies the sizes
-//! of the `bench*` presets (1.0 ≈ 2.9 GB of content).
+//! `img3-sample`, `bench`, `bench-sha1`, `bench-stored`, and the era presets `modern`
+//! (stored 2 GiB OS, deflated Cryptex1 DMGs and ramdisks, SHA-384), `modern-xN` (`modern`
+//! with N stored images of the OS's size), `ios18` (`.dmg.aea` images) and `legacy10`
+//! (deflated OS, SHA-1). `--scale` multiplies the sizes of the `bench*` and era presets
+//! (1.0 ≈ 2.9 GB of content for `bench`, ≈ 2.8 GB for `modern`).
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use ipswcheck_fixture::IpswSpec;
 
-const USAGE: &str = "usage: make_fixture OUT.ipsw [--preset sample|a9-sample|img3-sample|bench|bench-sha1|bench-stored] [--scale F]";
+const USAGE: &str = "usage: make_fixture OUT.ipsw [--preset sample|a9-sample|img3-sample|bench|bench-sha1|bench-stored|modern|modern-xN|ios18|legacy10] [--scale F]";
 
 fn main() -> ExitCode {
     let mut out = None;
@@ -49,7 +52,13 @@ fn main() -> ExitCode {
         "bench" => IpswSpec::benchmark(scale),
         "bench-sha1" => IpswSpec::benchmark_sha1(scale),
         "bench-stored" => IpswSpec::benchmark_stored(scale),
-        other => return usage(&format!("unknown preset {other}")),
+        "modern" => IpswSpec::modern(scale),
+        "ios18" => IpswSpec::ios18(scale),
+        "legacy10" => IpswSpec::legacy10(scale),
+        other => match other.strip_prefix("modern-x").map(str::parse::<usize>) {
+            Some(Ok(n)) if (1..=16).contains(&n) => IpswSpec::modern_stored_images(scale, n),
+            _ => return usage(&format!("unknown preset {other}")),
+        },
     };
     let start = Instant::now();
     match spec.build(&out) {

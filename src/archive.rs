@@ -110,8 +110,13 @@ pub enum Method {
 /// One central-directory record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The entry name; non-UTF-8 bytes are replaced (U+FFFD) for display and lookup.
+    /// The entry name for display; non-UTF-8 bytes are replaced (U+FFFD). Lookups never
+    /// use it when it differs from [`Entry::raw_name`].
     pub name: String,
+    /// The name exactly as the central directory spells it. A manifest `Info/Path` is
+    /// matched against these bytes: `iBSS\xff` shown as `iBSS\u{FFFD}` is not the file a
+    /// restore asks for (idevicerestore looks names up byte for byte through libzip).
+    pub raw_name: Vec<u8>,
     pub method: Method,
     pub compressed_size: u64,
     /// Uncompressed size as declared by the central directory.
@@ -133,8 +138,9 @@ pub struct Archive {
     /// Kept open to notice changes (size, mtime) made while the check runs; `None` for a
     /// directory read from elsewhere.
     file: Option<File>,
-    /// Size and modification time when opened.
-    opened: (u64, Option<std::time::SystemTime>),
+    /// Which file was opened (device, inode, size, mtime), taken from the open
+    /// descriptor, so [`Archive::changed`] can tell when the path names another file.
+    opened: FileIdentity,
     /// Registered with [`crate::guard`] so a shrinking file cannot crash the process.
     /// Declared before `map` so it is unregistered before the mapping goes away.
     guard: crate::guard::Registration,
@@ -143,11 +149,103 @@ pub struct Archive {
     /// Size of the whole file, mapped or not.
     len: u64,
     entries: Vec<Entry>,
+    /// Exact (raw byte) names of the entries that can be a component: every entry but
+    /// directories, keyed only when the raw name is valid UTF-8 (a manifest `Info/Path`
+    /// is a plist string, so a name that is not UTF-8 can never be the one it means).
     by_name: HashMap<String, usize>,
     /// Directory records that repeat a name (the `zip` crate keeps one of each).
     duplicate_names: usize,
-    /// The file behind `map` in the registry of mapped files ([`is_file_mapped`]).
+    /// The file behind `map` in the registry of mapped files ([`MappedCheck`]).
     mapped_file: Option<MappedFile>,
+    /// Readable layouts Apple never writes (see [`Oddity`]).
+    oddities: Vec<Oddity>,
+    /// The directory's share of the memory budget ([`crate::budget`]).
+    _directory_memory: crate::budget::Ticket,
+    /// Reserved with the directory for what the caller reads next (the manifests, see
+    /// [`Archive::open_reserving`]); empty once taken.
+    reserved: crate::budget::Ticket,
+}
+
+/// A zip layout that `unzip` and Python's `zipfile` read and that is unambiguous, but that
+/// no Apple IPSW has: everything is still verified, and the report says so as a warning
+/// (the whole-file checksum cannot match Apple's anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oddity {
+    /// `n` bytes precede the archive (a self-extractor stub, a header some tool added):
+    /// every offset in the directory is `n` short of where its record really is.
+    Prefix(u64),
+    /// `n` bytes follow the end-of-central-directory record and its comment.
+    Trailing(u64),
+}
+
+impl std::fmt::Display for Oddity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Oddity::Prefix(n) => write!(
+                f,
+                "{n} bytes come before the zip archive (a self-extractor stub or an added \
+                 header); the archive after them was read and checked"
+            ),
+            Oddity::Trailing(n) => write!(
+                f,
+                "{n} bytes of something else follow the zip's end record; they were ignored"
+            ),
+        }
+    }
+}
+
+/// What identifies the file a check opened: device and inode (which file), size and
+/// modification time (which contents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        FileIdentity {
+            dev,
+            ino,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+
+    fn unknown(len: u64) -> FileIdentity {
+        FileIdentity {
+            dev: 0,
+            ino: 0,
+            len,
+            modified: None,
+        }
+    }
+}
+
+/// Caps on what the central directory may cost, checked from the end records before
+/// the `zip` crate parses anything. Real IPSWs have a few hundred to a few thousand
+/// entries in well under a megabyte of directory; these caps allow several times that
+/// and hold a crafted directory to about 25 MB ([`directory_cost`]).
+pub const MAX_ENTRIES: u64 = 20_000;
+/// See [`MAX_ENTRIES`].
+pub const MAX_DIRECTORY_BYTES: u64 = 2 << 20;
+
+/// What parsing a directory of `entries` records in `bytes` bytes costs at its peak,
+/// generously: the `zip` crate builds a record of about 300 bytes per entry with the
+/// name twice and an index keyed by it, and [`Archive`] keeps an [`Entry`] with the
+/// name twice and its own index; with the allocator's overhead about 640 bytes per
+/// entry plus six copies of the directory's bytes.
+fn directory_cost(entries: u64, bytes: u64) -> u64 {
+    entries * 640 + bytes * 6
 }
 
 impl std::fmt::Debug for Archive {
@@ -164,6 +262,13 @@ impl Archive {
     /// Open `path` read-only and parse its central directory. Costs one `stat`, one
     /// `mmap` and a walk over the directory: milliseconds even for a 10 GB file.
     pub fn open(path: &Path) -> Result<Archive, ArchiveError> {
+        Self::open_reserving(path, 0)
+    }
+
+    /// [`Archive::open`], reserving `extra` bytes of the memory budget together with the
+    /// directory's (one reservation, see [`crate::budget`] for why); the caller takes
+    /// them with [`Archive::take_reserved`] for what it reads next.
+    pub fn open_reserving(path: &Path, extra: u64) -> Result<Archive, ArchiveError> {
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => ArchiveError::NotFound,
             _ => ArchiveError::Unreadable(e),
@@ -176,12 +281,23 @@ impl Archive {
             return Err(ArchiveError::NotRegularFile);
         }
         let file = File::open(path).map_err(ArchiveError::Unreadable)?;
+        // What was opened, from the descriptor: the path may have been swapped for
+        // something else between the `stat` above and the `open`.
+        let meta = file.metadata().map_err(ArchiveError::Unreadable)?;
+        if !meta.is_file() {
+            return Err(ArchiveError::NotRegularFile);
+        }
         if meta.len() == 0 {
             return Err(ArchiveError::Empty);
         }
-        // SAFETY: the mapping is read-only and private to this process. If another
-        // process truncates the file while we read it, accesses past the new end raise
-        // SIGBUS; `guard` turns that into a "file changed during check" report.
+        // SAFETY: memmap2's `Mmap::map` makes a read-only *shared* mapping
+        // (`PROT_READ`, `MAP_SHARED`) of the whole file: it shows the file's pages as
+        // they are now and as anyone changes them later, never a private copy. We never
+        // write through it, and while a `&[u8]` over it is alive another process may
+        // still rewrite the bytes (the slice then reads the new bytes — we detect that
+        // through size and mtime in `changed`) or truncate the file (a read past the new
+        // end raises SIGBUS, which `guard` turns into zeros and a "changed during the
+        // check" report). No Rust invariant depends on the bytes' values.
         let map = unsafe { Mmap::map(&file) }.map_err(ArchiveError::Unreadable)?;
         // Every entry is read front to back once: a larger readahead reads a file that is
         // not in the page cache about 3.5 times faster through the mapping (BENCHMARKS.md).
@@ -189,41 +305,46 @@ impl Archive {
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Sequential);
         let guard = crate::guard::register(&map);
-        let opened = (meta.len(), meta.modified().ok());
+        let opened = FileIdentity::of(&meta);
         let mapped = MappedFile::register(&file);
-        let mut archive = Self::from_map(path.to_path_buf(), file, opened, guard, map)?;
+        let mut archive =
+            Self::from_map(path.to_path_buf(), Some(file), opened, guard, map, extra)?;
         archive.mapped_file = mapped;
         Ok(archive)
     }
 
     fn from_map(
         path: PathBuf,
-        file: File,
-        opened: (u64, Option<std::time::SystemTime>),
+        file: Option<File>,
+        opened: FileIdentity,
         guard: crate::guard::Registration,
         map: Mmap,
+        extra: u64,
     ) -> Result<Archive, ArchiveError> {
         let bytes: &[u8] = &map;
-        let eocd = triage(bytes)?;
+        let (eocd, trailing) = triage(bytes)?;
+        let layout = directory_span(bytes, eocd)?;
+        let cost = directory_cost(layout.entries, layout.span.end - layout.span.start);
+        let mut directory_memory = crate::budget::reserve(cost + extra);
+        let reserved = directory_memory.split_off(extra);
         let (entries, duplicate_names) = Self::read_directory(io::Cursor::new(bytes))?;
-        check_layout(bytes, eocd, &entries)?;
-        let by_name = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect();
-        Ok(Archive {
-            path,
-            file: Some(file),
-            opened,
-            guard,
-            len: map.len() as u64,
-            map: Some(map),
-            entries,
-            by_name,
-            duplicate_names: usize::from(duplicate_names),
-            mapped_file: None,
-        })
+        check_layout(bytes, layout.span.clone(), &entries)?;
+        let oddities = [
+            (layout.prefix > 0).then_some(Oddity::Prefix(layout.prefix)),
+            (trailing > 0).then_some(Oddity::Trailing(trailing)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut archive = Archive::from_directory(path, map.len() as u64, entries, duplicate_names);
+        archive.file = file;
+        archive.opened = opened;
+        archive.guard = guard;
+        archive.map = Some(map);
+        archive.oddities = oddities;
+        archive._directory_memory = directory_memory;
+        archive.reserved = reserved;
+        Ok(archive)
     }
 
     /// An archive over a copy of `bytes` (an anonymous mapping), checked exactly as
@@ -236,27 +357,16 @@ impl Archive {
         let mut anon = memmap2::MmapMut::map_anon(bytes.len()).map_err(ArchiveError::Unreadable)?;
         anon.copy_from_slice(bytes);
         let map = anon.make_read_only().map_err(ArchiveError::Unreadable)?;
-        let eocd = triage(&map)?;
-        let (entries, duplicate_names) = Self::read_directory(io::Cursor::new(&map[..]))?;
-        check_layout(&map, eocd, &entries)?;
-        let by_name = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.clone(), i))
-            .collect();
-        Ok(Archive {
-            path: label.into(),
-            file: None,
-            opened: (map.len() as u64, None),
-            // Anonymous memory cannot shrink under us: no guard slot needed.
-            guard: crate::guard::register(&[]),
-            len: map.len() as u64,
-            map: Some(map),
-            entries,
-            by_name,
-            duplicate_names: usize::from(duplicate_names),
-            mapped_file: None,
-        })
+        // Anonymous memory cannot shrink under us: no guard slot needed.
+        let opened = FileIdentity::unknown(map.len() as u64);
+        Self::from_map(
+            label.into(),
+            None,
+            opened,
+            crate::guard::register(&[]),
+            map,
+            0,
+        )
     }
 
     /// An archive whose central directory was read elsewhere (a remote file read with
@@ -271,12 +381,13 @@ impl Archive {
         let by_name = entries
             .iter()
             .enumerate()
+            .filter(|(_, e)| !e.is_dir && e.name.as_bytes() == e.raw_name.as_slice())
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
         Archive {
             path: label.into(),
             file: None,
-            opened: (len, None),
+            opened: FileIdentity::unknown(len),
             guard: crate::guard::register(&[]),
             map: None,
             len,
@@ -284,15 +395,21 @@ impl Archive {
             by_name,
             duplicate_names: usize::from(duplicate_names),
             mapped_file: None,
+            oddities: Vec::new(),
+            _directory_memory: crate::budget::Ticket::none(),
+            reserved: crate::budget::Ticket::none(),
         }
     }
 
     /// Parse a central directory with the `zip` crate: the entries, and whether some
-    /// name appears more than once.
+    /// name appears more than once. A directory entry can never be a component file.
     pub fn read_directory<R: Read + Seek>(reader: R) -> Result<(Vec<Entry>, bool), ArchiveError> {
         let zip = zip::ZipArchive::new(reader)
             .map_err(|e| ArchiveError::BrokenDirectory(e.to_string()))?;
         let metadata = zip.metadata();
+        if metadata.len() as u64 > MAX_ENTRIES {
+            return Err(too_many_entries(metadata.len() as u64));
+        }
         let mut entries = Vec::with_capacity(metadata.len());
         for index in 0..metadata.len() {
             let e = metadata
@@ -304,39 +421,90 @@ impl Archive {
                 #[allow(deprecated)]
                 other => Method::Other(other.to_u16()),
             };
+            let raw_name = e.name_raw().to_vec();
             entries.push(Entry {
-                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
+                name: String::from_utf8_lossy(&raw_name).into_owned(),
+                // A name ending in a slash or a backslash, or a Unix mode that says directory:
+                // `unzip` would make a directory of it.
+                is_dir: e.is_dir() || e.unix_mode().is_some_and(|m| m & 0o170000 == 0o040000),
+                raw_name,
                 method,
                 compressed_size: e.compressed_size(),
                 size: e.size(),
                 crc32: e.crc32(),
                 header_offset: e.header_start(),
                 encrypted: e.encrypted(),
-                is_dir: e.is_dir(),
             });
         }
         Ok((entries, metadata.has_duplicate_names()))
     }
 
     /// Whether the file changed since it was opened: it shrank under the mapping
-    /// (see [`crate::guard`]), or its size or modification time differ. Hashes computed
-    /// over a changing file prove nothing, so a check must not report them as verdicts.
+    /// (see [`crate::guard`]), its size or modification time differ, or the path now
+    /// names another file (renamed over it: the verdict would describe a file that is no
+    /// longer the one at the path). Hashes computed over a changing file prove nothing,
+    /// so a check must not report them as verdicts.
     pub fn changed(&self) -> Option<String> {
-        if self.guard.faulted() {
+        let now = self.file.as_ref().and_then(|f| f.metadata().ok());
+        // A fault inside the file is an I/O error ([`Archive::read_error`]), not a change.
+        if self.guard.faulted() && self.read_error().is_none() {
             return Some("it shrank while it was being read".into());
         }
-        let now = self.file.as_ref()?.metadata().ok()?;
-        if now.len() != self.opened.0 {
+        let now = FileIdentity::of(&now?);
+        if now.len != self.opened.len {
             return Some(format!(
                 "its size went from {} to {} bytes",
-                self.opened.0,
-                now.len()
+                self.opened.len, now.len
             ));
         }
-        if now.modified().ok() != self.opened.1 {
+        if now.modified != self.opened.modified {
             return Some("it was modified".into());
         }
+        match std::fs::metadata(&self.path) {
+            Ok(meta) => {
+                let at_path = FileIdentity::of(&meta);
+                if (at_path.dev, at_path.ino) != (self.opened.dev, self.opened.ino) {
+                    return Some(
+                        "another file was put in its place (renamed or copied over it), so \
+                         the file at the path is not the one checked"
+                            .into(),
+                    );
+                }
+            }
+            Err(_) => {
+                return Some(
+                    "it was removed or renamed away, so no file at the path is the one checked"
+                        .into(),
+                )
+            }
+        }
         None
+    }
+
+    /// What [`Archive::open_reserving`] reserved for the caller (empty after the first
+    /// call).
+    pub fn take_reserved(&mut self) -> crate::budget::Ticket {
+        std::mem::replace(&mut self.reserved, crate::budget::Ticket::none())
+    }
+
+    /// Whether a read of the mapping failed although the page lies inside the file: the
+    /// kernel could not deliver it (an I/O error: a failing disk, a network file system
+    /// that dropped the file). A fault past the file's current end is a file that shrank
+    /// instead ([`Archive::changed`]); see [`crate::guard`].
+    pub fn read_error(&self) -> Option<String> {
+        let at = self.guard.fault()?;
+        let len = self.file.as_ref()?.metadata().ok()?.len();
+        (at < len).then(|| {
+            format!(
+                "reading it failed with an I/O error at offset {at} (a failing disk, or a \
+                 network file system that lost it); what was read there is not the file"
+            )
+        })
+    }
+
+    /// Readable layouts Apple never writes, found while opening (a warning each).
+    pub fn oddities(&self) -> &[Oddity] {
+        &self.oddities
     }
 
     pub fn path(&self) -> &Path {
@@ -455,22 +623,34 @@ impl Archive {
 }
 
 /// Decide quickly between "not a zip", "a cut-off zip" and "a zip to parse"; for the
-/// last, the offset of the end-of-central-directory record.
-fn triage(bytes: &[u8]) -> Result<usize, ArchiveError> {
+/// last, the offset of the end-of-central-directory record and how many bytes follow
+/// it and its comment.
+///
+/// The end record is looked for from the end of the file. One whose comment reaches
+/// exactly to the end wins (the normal case; a stray signature inside compressed data
+/// almost never lines up so). Failing that, the last signature whose comment fits in the
+/// file is taken, with what follows it reported as trailing bytes: `unzip` and Python's
+/// `zipfile` read such files, and [`directory_span`] then insists that the directory the
+/// record names is really there, so a stray signature in garbage is not believed.
+fn triage(bytes: &[u8]) -> Result<(usize, u64), ArchiveError> {
     let window_start = bytes.len().saturating_sub(EOCD_SEARCH_WINDOW);
     let tail = &bytes[window_start..];
-    let end_record = tail.windows(4).rev().enumerate().find_map(|(back, w)| {
-        // The comment length must reach exactly to the end of the file, which rules out
-        // a stray signature inside compressed data.
-        let pos = tail.len() - 4 - back;
-        (w == EOCD_SIGNATURE
-            && tail.len() >= pos + 22
-            && pos + 22 + u16::from_le_bytes([tail[pos + 20], tail[pos + 21]]) as usize
-                == tail.len())
-        .then_some(window_start + pos)
+    let record_end = |pos: usize| -> Option<usize> {
+        (tail.get(pos..pos + 4)? == EOCD_SIGNATURE && tail.len() >= pos + 22)
+            .then(|| pos + 22 + u16::from_le_bytes([tail[pos + 20], tail[pos + 21]]) as usize)
+    };
+    let candidates = || (0..tail.len().saturating_sub(3)).rev();
+    if let Some(pos) = candidates().find(|&pos| record_end(pos) == Some(tail.len())) {
+        return Ok((window_start + pos, 0));
+    }
+    let fitting = candidates().find_map(|pos| {
+        let end = record_end(pos).filter(|&end| end <= tail.len())?;
+        directory_span(bytes, window_start + pos)
+            .is_ok()
+            .then_some((window_start + pos, (tail.len() - end) as u64))
     });
-    if let Some(pos) = end_record {
-        return Ok(pos);
+    if let Some(found) = fitting {
+        return Ok(found);
     }
     if bytes.starts_with(LOCAL_HEADER_SIGNATURE) {
         Err(ArchiveError::Truncated)
@@ -483,19 +663,30 @@ fn triage(bytes: &[u8]) -> Result<usize, ArchiveError> {
     }
 }
 
+fn too_many_entries(n: u64) -> ArchiveError {
+    ArchiveError::BrokenDirectory(format!(
+        "its central directory lists {n} entries, more than the {MAX_ENTRIES} ipswcheck \
+         reads (Apple's IPSWs have a few thousand at most: a crafted file?)"
+    ))
+}
+
 /// What the `zip` crate tolerates but an IPSW never has, checked once the directory is
 /// parsed (after the crate's own checks, whose messages come first):
 ///
-/// - end records that put the central directory anywhere but right before themselves
-///   (a size or offset past the end of the file, a zip64 locator pointing nowhere);
 /// - entries that share bytes with each other or run into the central directory.
 ///   Apple's never do; a crafted archive whose directory records all point into the same
 ///   compressed data (an "overlapping" zip bomb: a 10 MB file declaring petabytes) would
 ///   otherwise have the check inflate the same bytes once per record, without bound.
 ///   Each entry spans its local header to the end of its data; entries whose local
 ///   header cannot be read are left to be reported as damaged when they are read.
-fn check_layout(bytes: &[u8], eocd: usize, entries: &[Entry]) -> Result<(), ArchiveError> {
-    let directory = directory_span(bytes, eocd)?;
+///
+/// (End records that put the directory anywhere but right before themselves were
+/// refused by [`directory_span`] before the crate parsed anything.)
+fn check_layout(
+    bytes: &[u8],
+    directory: Range<u64>,
+    entries: &[Entry],
+) -> Result<(), ArchiveError> {
     let mut spans: Vec<(u64, u64, usize)> = entries
         .iter()
         .enumerate()
@@ -522,32 +713,61 @@ fn check_layout(bytes: &[u8], eocd: usize, entries: &[Entry]) -> Result<(), Arch
     Ok(())
 }
 
-/// Where the end records say the central directory is. It must end where they begin:
-/// the zip64 end record when there is one (found through its locator, right before the
-/// end record), else the end record. Returns the directory's byte range.
-fn directory_span(bytes: &[u8], eocd: usize) -> Result<Range<u64>, ArchiveError> {
+/// Where the central directory is, as [`directory_span`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DirectoryLayout {
+    /// Its byte range in the file.
+    span: Range<u64>,
+    /// How many records the end record promises.
+    entries: u64,
+    /// Bytes before the archive: the directory's real position minus the offset the end
+    /// record gives (0 for every Apple IPSW).
+    prefix: u64,
+}
+
+/// Where the end records say the central directory is, checked before anything parses
+/// it. It must end where they begin: the zip64 end record when there is one (found
+/// through its locator, right before the end record), else the end record.
+///
+/// When the end record's offset falls short of that position by `n` bytes and a
+/// directory record starts exactly `n` bytes later, the archive has `n` bytes of
+/// something before it (a self-extractor stub): every offset in it is off by `n`, as
+/// `unzip` and the `zip` crate both work out. Anything else that does not add up is a
+/// broken directory.
+///
+/// The entry count and directory size are held to [`MAX_ENTRIES`] and
+/// [`MAX_DIRECTORY_BYTES`] here, so a crafted million-entry directory is refused before
+/// the `zip` crate allocates for it.
+fn directory_span(bytes: &[u8], eocd: usize) -> Result<DirectoryLayout, ArchiveError> {
     let broken = |why: String| ArchiveError::BrokenDirectory(why);
     let le = |at: usize, n: usize| -> Option<u64> {
         let b = bytes.get(at..at.checked_add(n)?)?;
         Some(b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
     };
-    let (entries, size, offset) = (
+    let (count, size, offset) = (
         le(eocd + 10, 2).unwrap_or(0),
         le(eocd + 12, 4).unwrap_or(0),
         le(eocd + 16, 4).unwrap_or(0),
     );
-    let zip64 = entries == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF;
-    let (end, size, offset) = if zip64 {
+    let zip64 = count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF;
+    let (end, count, size, offset) = if zip64 {
         let locator = eocd
             .checked_sub(20)
             .filter(|&l| bytes.get(l..l + 4) == Some(b"PK\x06\x07"))
             .ok_or_else(|| broken("its end record needs a zip64 end record, but there is no zip64 locator before it".into()))?;
         let at = le(locator + 8, 8).unwrap_or(u64::MAX);
+        let is_record = |z: usize| {
+            z.checked_add(56).is_some_and(|e| e <= locator)
+                && bytes.get(z..z + 4) == Some(b"PK\x06\x06")
+        };
+        // Where the locator says, or (bytes before the archive) right before the locator.
         let record = usize::try_from(at)
             .ok()
-            .filter(|&z| {
-                z.checked_add(56).is_some_and(|e| e <= locator)
-                    && bytes.get(z..z + 4) == Some(b"PK\x06\x06")
+            .filter(|&z| is_record(z))
+            .or_else(|| {
+                locator
+                    .checked_sub(56)
+                    .filter(|&z| z as u64 > at && is_record(z))
             })
             .ok_or_else(|| {
                 broken(format!(
@@ -556,11 +776,12 @@ fn directory_span(bytes: &[u8], eocd: usize) -> Result<Range<u64>, ArchiveError>
             })?;
         (
             record,
+            le(record + 32, 8).unwrap_or(u64::MAX),
             le(record + 40, 8).unwrap_or(u64::MAX),
             le(record + 48, 8).unwrap_or(u64::MAX),
         )
     } else {
-        (eocd, size, offset)
+        (eocd, count, size, offset)
     };
     let end = end as u64;
     if size > end || offset.checked_add(size).is_none_or(|e| e > end) {
@@ -568,7 +789,37 @@ fn directory_span(bytes: &[u8], eocd: usize) -> Result<Range<u64>, ArchiveError>
             "the end record puts a {size}-byte central directory at offset {offset}, beyond its own position {end}"
         )));
     }
-    Ok(end - size..end)
+    if count > MAX_ENTRIES {
+        return Err(too_many_entries(count));
+    }
+    if size > MAX_DIRECTORY_BYTES {
+        return Err(broken(format!(
+            "its central directory is {size} bytes, more than the {MAX_DIRECTORY_BYTES} \
+             ipswcheck reads (Apple's take well under a megabyte: a crafted file?)"
+        )));
+    }
+    // Every directory record is at least 46 bytes.
+    if count.saturating_mul(46) > size {
+        return Err(broken(format!(
+            "its end record counts {count} entries in a central directory of {size} bytes, \
+             too small to hold them"
+        )));
+    }
+    let start = end - size;
+    let prefix = start - offset;
+    let record_at =
+        |at: u64| size == 0 || bytes.get(at as usize..at as usize + 4) == Some(b"PK\x01\x02");
+    if prefix > 0 && (record_at(offset) || !record_at(start)) {
+        return Err(broken(format!(
+            "the end record puts a {size}-byte central directory at offset {offset}, which \
+             does not end where the end record begins ({end})"
+        )));
+    }
+    Ok(DirectoryLayout {
+        span: start..end,
+        entries: count,
+        prefix,
+    })
 }
 
 fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
@@ -657,7 +908,7 @@ fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
 }
 
 /// The files mapped right now by [`Archive::open`], by (device, inode), once per live
-/// mapping. `fetch` asks [`is_file_mapped`] before every write to `FILE.part`: the bytes
+/// mapping. `fetch` asks [`MappedCheck`] before every write to `FILE.part`: the bytes
 /// of a file being written are read with `pread` ([`Archive::unmap`]), never through a
 /// `&[u8]` over its shared mapping, and this registry makes that checkable.
 static MAPPED_FILES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
@@ -736,7 +987,7 @@ fn check_local_header(header: &[u8], entry: &Entry) -> Result<(), EntryError> {
         .get(30..30 + name_len)
         .ok_or(EntryError::BadLocalHeader(entry.header_offset))?;
     let mismatch = |what| Err(EntryError::LocalHeaderMismatch(what));
-    if String::from_utf8_lossy(name) != entry.name {
+    if name != entry.raw_name.as_slice() {
         return mismatch("name");
     }
     let method = match entry.method {
@@ -1229,6 +1480,80 @@ mod tests {
         // An archive from bytes maps no file.
         let _copy = Archive::from_bytes("copy", &std::fs::read(&path).unwrap()).unwrap();
         assert!(!check.is_mapped());
+    }
+
+    /// A fault past the file's end is a file that shrank; a fault at a page that is
+    /// inside the file (here: cut, read, then grown back, as a page the disk failed to
+    /// deliver looks) is an I/O error. Either way the check is told.
+    #[test]
+    fn a_fault_is_told_apart_as_shrinking_or_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sample.ipsw");
+        ipswcheck_fixture::IpswSpec::sample().build(&path).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = || std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let archive = Archive::open(&path).unwrap();
+        assert_eq!(archive.changed(), None);
+        file().set_len(4096).unwrap();
+        assert_eq!(archive.bytes()[len as usize / 2], 0);
+        assert_eq!(
+            archive.changed().as_deref(),
+            Some("it shrank while it was being read")
+        );
+        assert_eq!(archive.read_error(), None);
+        file().set_len(len).unwrap();
+        let why = archive.read_error().unwrap();
+        assert!(
+            why.starts_with("reading it failed with an I/O error at offset"),
+            "{why}"
+        );
+        assert_ne!(
+            archive.changed().as_deref(),
+            Some("it shrank while it was being read")
+        );
+    }
+
+    #[test]
+    fn the_path_must_still_name_the_file_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sample.ipsw");
+        ipswcheck_fixture::IpswSpec::sample().build(&path).unwrap();
+        let archive = Archive::open(&path).unwrap();
+        let other = dir.path().join("other.ipsw");
+        std::fs::copy(&path, &other).unwrap();
+        assert_eq!(archive.changed(), None);
+        std::fs::rename(&other, &path).unwrap();
+        let why = archive.changed().unwrap();
+        assert!(why.contains("another file was put in its place"), "{why}");
+    }
+
+    #[test]
+    fn lookups_are_by_exact_bytes_and_never_find_directories() {
+        let entry = |raw: &[u8], is_dir: bool| Entry {
+            name: String::from_utf8_lossy(raw).into_owned(),
+            raw_name: raw.to_vec(),
+            method: Method::Stored,
+            compressed_size: 0,
+            size: 0,
+            crc32: 0,
+            header_offset: 0,
+            encrypted: false,
+            is_dir,
+        };
+        let archive = Archive::from_directory(
+            "x",
+            0,
+            vec![
+                entry(b"iBSS\xff", false),
+                entry(b"Firmware/", true),
+                entry(b"LLB", false),
+            ],
+            false,
+        );
+        assert_eq!(archive.entry("iBSS\u{FFFD}"), None);
+        assert_eq!(archive.index_of("Firmware/"), None);
+        assert_eq!(archive.index_of("LLB"), Some(2));
+        assert_eq!(archive.entries().len(), 3);
     }
 
     #[test]

@@ -18,10 +18,11 @@ use crate::report::{
     DeviceFacts, FirmwareFacts, IdentityFacts, Report,
 };
 use crate::signing::{self, SigningCheck, SigningOptions};
-use crate::verify::{self, ComponentStatus, VerifyOptions, VerifyPlan};
+use crate::verify::{self, ComponentStatus, TrustSource, TrustedDigest, VerifyOptions, VerifyPlan};
 
-/// The largest plist ipswcheck will read (iOS 26 manifests are a few MB).
-pub const MAX_PLIST_BYTES: u64 = 64 << 20;
+/// The largest plist ipswcheck will read: 16× the largest real manifest seen (1 MB of
+/// XML for iOS 26); manifests for many boards at once run to a few MB.
+pub const MAX_PLIST_BYTES: u64 = 16 << 20;
 
 /// A whole-file digest the user expects (`--sha1`, `--sha256`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,15 +102,20 @@ impl OpenError {
 }
 
 /// Open `path` and read its manifests.
+///
+/// Memory: opening reserves the directory's cost and [`MANIFEST_ALLOWANCE`] of the
+/// budget at once ([`crate::budget`]); the manifests are read within that allowance,
+/// the BuildManifest keeps what it costs, and the rest is given back before returning.
 pub fn open_ipsw(path: &Path) -> Result<OpenedIpsw, OpenError> {
-    let archive = Archive::open(path)?;
+    let mut archive = Archive::open_reserving(path, MANIFEST_ALLOWANCE)?;
+    let mut allowance = archive.take_reserved();
     let entry = archive
         .entry("BuildManifest.plist")
         .ok_or(OpenError::NoManifest)?;
     let bytes = archive
         .read_small(entry, MAX_PLIST_BYTES)
         .map_err(OpenError::ManifestUnreadable)?;
-    let manifest = BuildManifest::from_bytes(&bytes).map_err(|e| {
+    let manifest = BuildManifest::from_bytes_within(&bytes, &mut allowance).map_err(|e| {
         if archive.has_duplicate_names() {
             // The zip crate keeps one record per name, maybe not the manifest a restore
             // would read: a damaged (or crafted) directory, not "not an IPSW".
@@ -121,16 +127,22 @@ pub fn open_ipsw(path: &Path) -> Result<OpenedIpsw, OpenError> {
             e.into()
         }
     })?;
+    drop(bytes);
     let restore = archive
         .entry("Restore.plist")
         .and_then(|e| archive.read_small(e, MAX_PLIST_BYTES).ok())
         .and_then(|b| RestorePlist::from_bytes(&b).ok());
+    drop(allowance);
     Ok(OpenedIpsw {
         archive,
         manifest,
         restore,
     })
 }
+
+/// What opening a file reserves for reading its manifests: the largest plist, and what
+/// parsing one may cost at the caps of [`crate::manifest`].
+pub const MANIFEST_ALLOWANCE: u64 = MAX_PLIST_BYTES + crate::manifest::PARSE_COST_CAP;
 
 /// Check one file. Never fails: problems are in the report.
 pub fn check_file(path: &Path, options: &CheckOptions, progress: &Progress) -> Report {
@@ -202,7 +214,11 @@ pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progre
         .total
         .store(prepared.plan().total_work(), Ordering::Relaxed);
     let signing = std::thread::scope(|s| {
-        let signer = s.spawn(|| prepared.sign());
+        let signer = s.spawn(|| {
+            let signing = prepared.sign();
+            prepared.trust_ipswme(&signing);
+            signing
+        });
         verify::run_plans(&[prepared.plan()], &progress.done, &progress.cancel);
         progress.phase.store(1, Ordering::Relaxed);
         signer.join().unwrap_or_else(|_| {
@@ -318,12 +334,21 @@ impl<'a> PreparedCheck<'a> {
             // cost in wall time, so its answer can be compared.
             whole_file.push(DigestAlgorithm::Sha1);
         }
+        // A whole-file digest the user gives, or the one Apple published (ipsw.me, when
+        // online), covers every component once the file matches it (verify::shortcut).
+        let trusted = options.expected.as_ref().map(|e| TrustedDigest {
+            algorithm: e.algorithm,
+            digest: e.digest.clone(),
+            source: TrustSource::User,
+        });
         let plan = VerifyPlan::new(
             &ipsw.archive,
             &identities,
             VerifyOptions {
                 hash: !options.quick,
                 whole_file,
+                shortcut: !options.quick && (trusted.is_some() || !options.signing.offline),
+                trusted,
             },
         );
         PreparedCheck {
@@ -338,6 +363,18 @@ impl<'a> PreparedCheck<'a> {
 
     pub fn plan(&self) -> &VerifyPlan<'a> {
         &self.plan
+    }
+
+    /// Hand ipsw.me's whole-file SHA-1 (Apple's, relayed) to the running verification:
+    /// if the file matches it, the components still hashing stop, covered by it.
+    pub fn trust_ipswme(&self, signing: &SigningCheck) {
+        if let Some(sha1) = &signing.ipswme_sha1 {
+            self.plan.trust(TrustedDigest {
+                algorithm: DigestAlgorithm::Sha1,
+                digest: sha1.clone(),
+                source: TrustSource::IpswMe,
+            });
+        }
     }
 
     pub fn identities(&self) -> &[&'a BuildIdentity] {
@@ -465,6 +502,29 @@ impl<'a> PreparedCheck<'a> {
                 crc: d.crc,
             });
         }
+        for oddity in archive.oddities() {
+            findings.push(Finding::ArchiveOddity {
+                file: archive.path().display().to_string(),
+                oddity: oddity.to_string(),
+            });
+        }
+        if let Some(why) = archive.read_error() {
+            let problem = format!("{}: {why}", archive.path().display());
+            damage.push(verify::EntryDamage {
+                entry: String::new(),
+                problem: problem.clone(),
+                crc: false,
+            });
+            // First, as a change is: every other finding may be its effect.
+            findings.insert(
+                0,
+                Finding::ArchiveDamage {
+                    entry: String::new(),
+                    problem,
+                    crc: false,
+                },
+            );
+        }
         if let Some(why) = archive.changed() {
             damage.push(verify::EntryDamage {
                 entry: String::new(),
@@ -551,6 +611,21 @@ impl<'a> PreparedCheck<'a> {
         };
         if options.quick && compatible {
             findings.push(Finding::ContentsNotVerified { remote: false });
+        }
+        if let Some(t) = &verification.covered_by {
+            findings.push(Finding::ComponentsCovered {
+                algorithm: t.algorithm,
+                source: match t.source {
+                    TrustSource::User => "user",
+                    TrustSource::IpswMe => "ipsw.me",
+                }
+                .into(),
+                count: verification
+                    .components
+                    .iter()
+                    .filter(|c| c.reason.as_deref() == Some(t.covered_reason().as_str()))
+                    .count(),
+            });
         }
 
         let checksum = checksum_check(options, &signing, &verification.whole_file, &mut findings);

@@ -88,6 +88,12 @@ pub enum Command {
     /// redirects gs.apple.com (as a check would), 31 when the server cannot be reached
     /// or its certificate is not trusted.
     Doctor {
+        /// Instead, look at the USB link of every connected iPhone/iPad (speed, hubs,
+        /// mode): the causes of errors 4013/4014/4005 that can be seen. Exit 0 when the
+        /// links look right, 1 when one looks wrong (full speed, a hub), 2 when no device
+        /// is connected.
+        #[arg(long)]
+        usb: bool,
         #[command(flatten)]
         apple: AppleArgs,
         #[command(flatten)]
@@ -97,6 +103,15 @@ pub enum Command {
     /// content, not by extension). Exit 0 when every file passed, 1 when any failed,
     /// 2 usage, 3 when a given path cannot be read, 130 interrupted.
     Scan(ScanArgs),
+    /// Join the `--format ndjson` outputs of `scan --shard K/N` runs into the NDJSON one
+    /// unsharded scan prints (rows sorted, counts, duplicates and the recommendation
+    /// derived again over every row). Exit: the merged scan's (0, 1, 130); 3 when an
+    /// input cannot be read or is not a complete scan output, or two inputs overlap.
+    Merge {
+        /// The shard outputs (`-` for standard input).
+        #[arg(required = true, value_name = "NDJSON")]
+        inputs: Vec<PathBuf>,
+    },
     /// Download an IPSW, checking it first by range requests (device, signing), then
     /// verifying every component and the whole-file SHA-1 as the bytes arrive; the file
     /// is saved under FILE only when every check passed. Resumes FILE.part. From a server
@@ -176,6 +191,13 @@ pub struct ScanArgs {
     #[arg(long)]
     pub rehash: bool,
 
+    /// Check only shard K of N (K from 0, like $JOB_COMPLETION_INDEX): each file goes to
+    /// one shard by a hash of its path relative to the scanned folder, so N machines
+    /// sharing a mirror split it without overlap. Join their `--format ndjson` outputs
+    /// with `ipswcheck merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ipswcheck::scan::shard::Shard>,
+
     /// Hashing threads (default: one per core).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -238,7 +260,8 @@ pub struct CheckArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
     /// Device to restore: a product type (iPhone9,3), hardware model (d101ap), model
-    /// number from the back of the phone (A1778) or name ("iPhone 7 (GSM)").
+    /// number from the back of the phone (A1778) or name ("iPhone 7 (GSM)"); `auto`: the
+    /// one connected by USB (any mode), and the signing answer is for its ECID.
     #[arg(long, short = 'd')]
     pub device: Option<String>,
 
@@ -250,6 +273,18 @@ pub struct TargetArgs {
     /// Check the Update identity (keeps data) instead of the Erase identity (restore).
     #[arg(long)]
     pub update: bool,
+
+    /// The device's ECID (hex 0x1A2B…, or decimal): with `--device auto`, which of several
+    /// connected devices; with a named device, the signing request is made for it
+    /// ("Apple will sign … for this iPhone (ECID …)").
+    #[arg(long, value_name = "ECID")]
+    pub ecid: Option<String>,
+
+    /// The ApNonce to send Apple (hex), or `device` to read the connected device's own
+    /// (Recovery/DFU; opens the device read-only). Random when not given: Apple's answer
+    /// does not depend on it.
+    #[arg(long, value_name = "HEX|device")]
+    pub ap_nonce: Option<String>,
 }
 
 /// The whole-file checksum to expect.

@@ -63,12 +63,9 @@ impl DigestAlgorithm {
         }
     }
 
+    /// A running hash through the fastest backend built in ([`Backend::fastest`]).
     pub fn hasher(self) -> Hasher {
-        match self {
-            Self::Sha1 => Hasher::Sha1(Sha1::new()),
-            Self::Sha256 => Hasher::Sha256(Sha256::new()),
-            Self::Sha384 => Hasher::Sha384(Sha384::new()),
-        }
+        Hasher::with_backend(self, Backend::fastest(self))
     }
 
     /// Hash `data` in one call.
@@ -85,28 +82,109 @@ impl std::fmt::Display for DigestAlgorithm {
     }
 }
 
+/// Who computes a hash. The digest is the same whoever computes it; only the speed
+/// differs, and on the stored multi-GB OS image of a modern IPSW the speed of one
+/// SHA-384 stream *is* the speed of the check (FIRMWARE.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// RustCrypto `sha1` / `sha2`: pure Rust (SHA-NI for SHA-1/SHA-256 where the CPU
+    /// has it), builds on every target Rust does.
+    RustCrypto,
+    /// aws-lc (through `aws-lc-rs`, already linked for rustls): OpenSSL-lineage
+    /// assembly, notably its AVX2/BMI2 SHA-512 family, which RustCrypto lacks. Only with
+    /// the `aws-lc` cargo feature (on by default).
+    #[cfg(feature = "aws-lc")]
+    AwsLc,
+}
+
+impl Backend {
+    /// The backend for `algorithm`, chosen by the single-core throughputs measured on
+    /// the reference machine (BENCHMARKS.md, "Hash backends"): aws-lc for SHA-384
+    /// (RustCrypto has no SHA-512 assembly), and for SHA-1/SHA-256 whichever was faster
+    /// there. Builds without the `aws-lc` feature use RustCrypto for everything.
+    pub fn fastest(algorithm: DigestAlgorithm) -> Backend {
+        #[cfg(feature = "aws-lc")]
+        if AWS_LC_WINS.contains(&algorithm) {
+            return Backend::AwsLc;
+        }
+        let _ = algorithm;
+        Backend::RustCrypto
+    }
+
+    /// Every backend built in.
+    pub fn all() -> &'static [Backend] {
+        &[
+            Backend::RustCrypto,
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc,
+        ]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::RustCrypto => "rustcrypto",
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => "aws-lc",
+        }
+    }
+}
+
+/// The algorithms aws-lc computes faster than RustCrypto here (BENCHMARKS.md).
+#[cfg(feature = "aws-lc")]
+const AWS_LC_WINS: &[DigestAlgorithm] = &[DigestAlgorithm::Sha384];
+
 /// A running hash of one of the manifest algorithms.
 #[derive(Clone)]
-pub enum Hasher {
+pub struct Hasher(Inner);
+
+#[derive(Clone)]
+enum Inner {
     Sha1(Sha1),
     Sha256(Sha256),
     Sha384(Sha384),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(aws_lc_rs::digest::Context),
 }
 
 impl Hasher {
+    /// A running `algorithm` hash computed by `backend` (benchmarks compare them).
+    pub fn with_backend(algorithm: DigestAlgorithm, backend: Backend) -> Hasher {
+        match backend {
+            Backend::RustCrypto => Hasher(match algorithm {
+                DigestAlgorithm::Sha1 => Inner::Sha1(Sha1::new()),
+                DigestAlgorithm::Sha256 => Inner::Sha256(Sha256::new()),
+                DigestAlgorithm::Sha384 => Inner::Sha384(Sha384::new()),
+            }),
+            #[cfg(feature = "aws-lc")]
+            Backend::AwsLc => {
+                use aws_lc_rs::digest;
+                let alg = match algorithm {
+                    DigestAlgorithm::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                    DigestAlgorithm::Sha256 => &digest::SHA256,
+                    DigestAlgorithm::Sha384 => &digest::SHA384,
+                };
+                Hasher(Inner::AwsLc(digest::Context::new(alg)))
+            }
+        }
+    }
+
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
+        match &mut self.0 {
+            Inner::Sha1(h) => h.update(data),
+            Inner::Sha256(h) => h.update(data),
+            Inner::Sha384(h) => h.update(data),
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(h) => h.update(data),
         }
     }
 
     pub fn finish(self) -> Vec<u8> {
-        match self {
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
+        match self.0 {
+            Inner::Sha1(h) => h.finalize().to_vec(),
+            Inner::Sha256(h) => h.finalize().to_vec(),
+            Inner::Sha384(h) => h.finalize().to_vec(),
+            #[cfg(feature = "aws-lc")]
+            Inner::AwsLc(h) => h.finish().as_ref().to_vec(),
         }
     }
 }
@@ -169,6 +247,32 @@ mod tests {
             to_hex(&DigestAlgorithm::Sha1.digest(b"abc")),
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
+    }
+
+    #[test]
+    fn every_backend_gives_the_same_digest_whatever_the_chunking() {
+        let data: Vec<u8> = (0..300_001u32).map(|i| (i * 2_654_435_761) as u8).collect();
+        for alg in [
+            DigestAlgorithm::Sha1,
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha384,
+        ] {
+            let want = {
+                let mut h = Hasher::with_backend(alg, Backend::RustCrypto);
+                h.update(&data);
+                h.finish()
+            };
+            assert_eq!(want.len(), alg.output_len());
+            for &backend in Backend::all() {
+                for chunk in [1, 63, 4096, 1 << 20] {
+                    let mut h = Hasher::with_backend(alg, backend);
+                    for c in data.chunks(chunk) {
+                        h.update(c);
+                    }
+                    assert_eq!(h.finish(), want, "{alg} {} chunk {chunk}", backend.name());
+                }
+            }
+        }
     }
 
     #[test]

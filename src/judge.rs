@@ -99,8 +99,43 @@ pub enum Finding {
     /// ipsw.me's SHA-1, a third party's number, differs from a file whose every CRC and
     /// component digest verified.
     ChecksumAdvisory { message: String },
+    /// A zip layout Apple never writes but every reader reads the same way (bytes before
+    /// the archive, or after its end record): everything was still read and verified,
+    /// and the whole-file checksum cannot be Apple's.
+    ArchiveOddity { file: String, oddity: String },
     /// Signing was not asked (offline, or the file is not for the device).
     SigningNotChecked { reason: String },
+    /// `--device auto`: the device on the cable, its mode and its USB link (speed, hubs),
+    /// with what to do when the link is a known cause of 4013/4014/4005.
+    ConnectedDevice {
+        device: String,
+        link: String,
+        advice: Option<String>,
+    },
+    /// The device (normal mode) runs a newer version than the file: a restore is a
+    /// downgrade (erases; fails with 3194/1015 unless Apple signs the file's build), and an
+    /// update (`update`) cannot go backwards.
+    Downgrade {
+        device: String,
+        on_device: String,
+        file: String,
+        update: bool,
+    },
+    /// The device (normal mode) runs the file's version already.
+    SameVersion {
+        device: String,
+        version: String,
+        update: bool,
+    },
+    /// The whole file matched a trusted whole-file digest (`--sha1`/`--sha256`, or the
+    /// SHA-1 Apple published, via ipsw.me), so it is byte-identical to that file and
+    /// `count` components were reported covered by it instead of hashed one by one.
+    ComponentsCovered {
+        algorithm: DigestAlgorithm,
+        /// `user` or `ipsw.me`.
+        source: String,
+        count: usize,
+    },
 }
 
 /// Overall answer to "can I restore with this file now?".
@@ -191,7 +226,12 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
                 | Finding::Unverifiable { .. }
                 | Finding::ChecksumAdvisory { .. }
+                | Finding::ArchiveOddity { .. }
                 | Finding::SigningNotChecked { .. }
+                | Finding::ConnectedDevice { .. }
+                | Finding::Downgrade { .. }
+                | Finding::SameVersion { .. }
+                | Finding::ComponentsCovered { .. }
         )
     }
 
@@ -219,7 +259,12 @@ impl Finding {
             Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::ArchiveOddity { .. }
+            | Finding::SigningNotChecked { .. }
+            | Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -260,7 +305,12 @@ impl Finding {
             | Finding::ContentsNotVerified { .. }
             | Finding::Unverifiable { .. }
             | Finding::ChecksumAdvisory { .. }
-            | Finding::SigningNotChecked { .. } => return None,
+            | Finding::ArchiveOddity { .. }
+            | Finding::SigningNotChecked { .. }
+            | Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. }
+            | Finding::ComponentsCovered { .. } => return None,
         })
     }
 
@@ -281,18 +331,24 @@ impl Finding {
             | Finding::ChangedDuringCheck { .. }
             | Finding::Interrupted { .. }
             | Finding::NotDownloaded { .. } => "file",
-            Finding::Truncated { .. } | Finding::ArchiveDamage { .. } => "archive",
+            Finding::Truncated { .. }
+            | Finding::ArchiveDamage { .. }
+            | Finding::ArchiveOddity { .. } => "archive",
             Finding::NotForDevice { .. } | Finding::OnlyOtherBehavior { .. } => "compatibility",
             Finding::ComponentMissing { .. }
             | Finding::ComponentMismatch { .. }
             | Finding::ContentsNotVerified { .. }
-            | Finding::Unverifiable { .. } => "components",
+            | Finding::Unverifiable { .. }
+            | Finding::ComponentsCovered { .. } => "components",
             Finding::ChecksumMismatch { .. } | Finding::ChecksumAdvisory { .. } => "checksum",
             Finding::HostsRedirect { .. }
             | Finding::NotSigned { .. }
             | Finding::SigningUnknown { .. }
             | Finding::SigningDisputed { .. }
             | Finding::SigningNotChecked { .. } => "signing",
+            Finding::ConnectedDevice { .. }
+            | Finding::Downgrade { .. }
+            | Finding::SameVersion { .. } => "device",
         }
     }
 
@@ -389,6 +445,72 @@ impl Finding {
                 reasons.join("; ")
             ),
             Finding::SigningNotChecked { reason } => format!("signing was not checked ({reason})"),
+            Finding::ArchiveOddity { file, oddity } => format!(
+                "{file}: {oddity}; Apple's IPSWs never look like this, so its whole-file \
+                 checksum cannot be Apple's"
+            ),
+            // The advice is in the message too: the human report prints no hint for notes.
+            Finding::ConnectedDevice {
+                device,
+                link,
+                advice,
+            } => format!(
+                "connected: {device}; {link}{}",
+                advice
+                    .as_ref()
+                    .map(|a| format!(". Next: {a}"))
+                    .unwrap_or_default()
+            ),
+            Finding::Downgrade {
+                device,
+                on_device,
+                file,
+                update: false,
+            } => format!(
+                "the {device} runs {on_device}, this file is {file}: restoring it is a \
+                 downgrade, which erases the device and works only while Apple signs {file} \
+                 (otherwise error 3194, or 1015)"
+            ),
+            Finding::Downgrade {
+                device,
+                on_device,
+                file,
+                update: true,
+            } => format!(
+                "the {device} runs {on_device}, this file is {file}: an update cannot install \
+                 an older version; only a restore (which erases) can, while Apple signs {file}"
+            ),
+            Finding::SameVersion {
+                device,
+                version,
+                update: true,
+            } => format!(
+                "the {device} already runs {version}: updating with this file (--update) \
+                 reinstalls it and keeps the data"
+            ),
+            Finding::SameVersion {
+                device,
+                version,
+                update: false,
+            } => format!(
+                "the {device} already runs {version}: a restore with this file erases it; \
+                 check with --update to reinstall {version} keeping the data"
+            ),
+            Finding::ComponentsCovered {
+                algorithm,
+                source,
+                count,
+            } => format!(
+                "the whole file matches the {} {}, so it is byte-identical to that file: \
+                 {count} component{} reported ok as covered by it rather than hashed one by one",
+                algorithm.label(),
+                if source == "user" {
+                    "you gave"
+                } else {
+                    "Apple published (via ipsw.me)"
+                },
+                if *count == 1 { " is" } else { "s are" }
+            ),
         }
     }
 
@@ -440,6 +562,15 @@ impl Finding {
             Finding::SigningDisputed { .. } => {
                 "ask again later with --refresh; if a restore fails with 3194, Apple has \
                  stopped signing the build"
+                    .into()
+            }
+            Finding::ConnectedDevice {
+                advice: Some(advice),
+                ..
+            } => advice.clone(),
+            Finding::Downgrade { .. } => {
+                "back up the device first: a downgrade erases it, and data from a newer iOS \
+                 may not restore onto an older one"
                     .into()
             }
             _ => return None,

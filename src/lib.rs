@@ -11,6 +11,7 @@
 //! downloading.
 
 pub mod archive;
+pub mod budget;
 pub mod check;
 pub mod device;
 pub mod digest;
@@ -26,4 +27,5 @@ pub mod render;
 pub mod report;
 pub mod scan;
 pub mod signing;
+pub mod usb;
 pub mod verify;

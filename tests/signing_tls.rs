@@ -7,94 +7,18 @@
 //! own cache directory and a temporary HOME/XDG_CACHE_HOME, so the real ~/.cache is never
 //! read or written.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use crate::util::http::{ReadWrite, ServerCert, TestCa};
 
 /// Apple's answer when it signs: a ticket in a `STATUS=0` answer.
 const SIGNED_BODY: &str = "STATUS=0&MESSAGE=SUCCESS&REQUEST_STRING=<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
 <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
 <plist version=\"1.0\">\n<dict>\n\t<key>ApImg4Ticket</key>\n\t<data>MIIKbDADFgFJMIIKYw==</data>\n</dict>\n</plist>\n";
-
-/// A test-only root CA.
-struct TestCa {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        TestCa {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    /// The root certificate as PEM, written to `dir/name`.
-    fn write_pem(&self, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, pem("CERTIFICATE", self.issuer.der())).unwrap();
-        path
-    }
-
-    /// A server certificate for `names`, signed by this CA, and its key.
-    fn server_cert(&self, names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "ipswcheck test TSS");
-        params.is_ca = IsCa::NoCa;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (cert.der().clone(), key)
-    }
-}
-
-/// PEM armour (RFC 7468) around `der`.
-fn pem(label: &str, der: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                b64.push('=');
-            }
-        }
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
 
 /// What a test server answers to a request for a path: status, extra headers, body.
 struct Answer {
@@ -131,19 +55,8 @@ struct Server {
 
 impl Server {
     /// HTTPS with `cert`, answering every request with `answer(path)`.
-    fn https(
-        cert: (CertificateDer<'static>, PrivateKeyDer<'static>),
-        answer: impl Fn(&str) -> Answer + Send + Sync + 'static,
-    ) -> Server {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.0], cert.1)
-                .unwrap(),
-        );
+    fn https(cert: ServerCert, answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> Server {
+        let config = crate::util::http::tls_config(cert);
         Server::start(
             move |tcp, answer_with: &dyn Fn(&mut dyn ReadWrite)| {
                 let Ok(conn) = rustls::ServerConnection::new(Arc::clone(&config)) else {
@@ -212,9 +125,6 @@ impl Server {
         self.url("https", "/TSS/controller?action=2")
     }
 }
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 /// Read one HTTP request (head and a Content-Length body); its target.
 fn read_request(mut stream: &mut dyn ReadWrite) -> Option<String> {

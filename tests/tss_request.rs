@@ -709,3 +709,176 @@ fn erase<'a>(m: &'a BuildManifest, class: &str) -> &'a BuildIdentity {
         })
         .unwrap_or_else(|| panic!("no Erase identity for {class}"))
 }
+
+/// libirecovery's `irecv_load_device_info_from_iboot_string`, read again for the three
+/// fields a request needs: `strstr` for the tag, then `sscanf("%x")` (CPID) or
+/// `sscanf("%" SCNx64)` (BDID, ECID), stopping at the first non-hex character.
+#[cfg(unix)]
+fn irecv_cpid_bdid_ecid(serial: &str) -> (u32, u32, u64) {
+    let scan = |tag: &str| -> u64 {
+        let Some(at) = serial.find(tag) else { return 0 };
+        let rest = serial[at + tag.len()..].trim_start();
+        let rest = rest.strip_prefix("0x").unwrap_or(rest);
+        let end = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        u64::from_str_radix(&rest[..end], 16).unwrap_or(0)
+    };
+    (scan("CPID:") as u32, scan("BDID:") as u32, scan("ECID:"))
+}
+
+/// idevicerestore `get_tss_response` (@405fcd1) for a real device: `ApECID` is the
+/// device's (`client->ecid`), `ApNonce` and `ApSepNonce` the device's, production and
+/// security modes set, `ApSupportsImg4` for Image4 devices; then libtatsu's tags.
+/// (In normal mode idevicerestore also adds baseband tags; ipswcheck asks for the AP
+/// ticket only, FIRMWARE.md §4.)
+#[cfg(unix)]
+fn idevicerestore_request(
+    identity: &Dictionary,
+    ecid: u64,
+    nonce: &[u8],
+    sep_nonce: &[u8],
+) -> Result<Dictionary, String> {
+    let chip = libtatsu::get_uint(identity, "ApChipID") as u32;
+    let image4 = !is_img3_chip(chip);
+    let mut p = Dictionary::new();
+    p.insert("ApECID".into(), Value::Integer(ecid.into()));
+    p.insert("ApNonce".into(), Value::Data(nonce.to_vec()));
+    let has_sep = identity
+        .get("Manifest")
+        .and_then(Value::as_dictionary)
+        .and_then(|m| m.get("SEP"))
+        .is_some_and(|s| s.as_dictionary().is_some());
+    // get_sep_nonce: only a device with a SEP has one.
+    if image4 && has_sep {
+        p.insert("ApSepNonce".into(), Value::Data(sep_nonce.to_vec()));
+    }
+    p.insert("ApProductionMode".into(), true.into());
+    if image4 {
+        p.insert("ApSecurityMode".into(), true.into());
+        p.insert("ApSupportsImg4".into(), true.into());
+    } else {
+        p.insert("ApSupportsImg4".into(), false.into());
+    }
+    libtatsu::parameters_add_from_manifest(&mut p, identity)?;
+    let mut request = libtatsu::request_new();
+    libtatsu::add_common_tags(&mut request, &p);
+    libtatsu::add_ap_tags(&mut request, &p)?;
+    if image4 {
+        libtatsu::add_ap_img4_tags(&mut request, &p)?;
+    } else {
+        libtatsu::add_ap_img3_tags(&mut request, &p)?;
+    }
+    Ok(request)
+}
+
+/// For real devices (real serial strings) and real manifests: the personalized request
+/// is idevicerestore's for that device, key for key — with the nonces the user gave, and
+/// apart from the nonces when they are random.
+#[cfg(unix)]
+#[test]
+fn a_real_devices_personal_request_is_idevicerestores() {
+    use crate::util::usb::{
+        DFU_IPHONE6, DFU_IPHONE6S_TSMC, DFU_IPHONE7_GSM, RECOVERY_IPHONE6S,
+        RECOVERY_IPHONE6S_NONCES,
+    };
+    use ipswcheck::signing::tss::PersonalDevice;
+    use ipswcheck::usb::serial;
+
+    let cases = [
+        (
+            DFU_IPHONE7_GSM,
+            None,
+            "data/buildmanifests/BuildManifest_iPhone_4.7_P3_15.4_19E241.plist",
+            0x001A_4036_2045_E526u64,
+        ),
+        (
+            RECOVERY_IPHONE6S,
+            Some(RECOVERY_IPHONE6S_NONCES),
+            "realdata/iPhone8,1_15.7_19H12/BuildManifest.plist",
+            0x0000_0575_2935_F194,
+        ),
+        (
+            DFU_IPHONE6S_TSMC,
+            None,
+            "realdata/iPhone8,1_15.7_19H12/BuildManifest.plist",
+            0x0002_64D4_10FB_0226,
+        ),
+        (
+            DFU_IPHONE6,
+            None,
+            "realdata/iPhone7,2_8.4.1_12H321/BuildManifest.plist",
+            0x0011_7120_1046_E026,
+        ),
+    ];
+    let mut compared = 0;
+    for (text, nonces, manifest, ecid_literal) in cases {
+        let Some(path) = util::shared(manifest) else {
+            continue;
+        };
+        let parsed = BuildManifest::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+        let raw = identities_raw(&path);
+        let (cpid, bdid, their_ecid) = irecv_cpid_bdid_ecid(text);
+        assert_eq!(their_ecid, ecid_literal, "{text}");
+        // The identity a restore of this device uses: its chip and board, Erase.
+        let index = parsed
+            .identities
+            .iter()
+            .position(|i| {
+                i.chip_id == Some(cpid)
+                    && i.board_id == Some(bdid)
+                    && i.info.restore_behavior.as_deref() == Some("Erase")
+            })
+            .unwrap_or_else(|| panic!("{manifest}: no Erase identity for {cpid:#x}/{bdid:#x}"));
+        let identity = &parsed.identities[index];
+        // The device's nonces: recorded ones when there are, else ones "the user gave".
+        let info = serial::parse(text);
+        let from_device = nonces.map(serial::parse);
+        let ap_nonce = from_device
+            .as_ref()
+            .and_then(|n| n.ap_nonce.clone())
+            .unwrap_or_else(|| vec![0x5A; ap_nonce_len(cpid)]);
+        let sep_nonce = from_device
+            .as_ref()
+            .and_then(|n| n.sep_nonce.clone())
+            .unwrap_or_else(|| vec![0xC3; SEP_NONCE_LEN]);
+        let given = PersonalDevice {
+            ecid: info.ecid.unwrap(),
+            ap_nonce: Some(ap_nonce.clone()),
+            sep_nonce: Some(sep_nonce.clone()),
+            kind: "iPhone".into(),
+        };
+        let theirs = idevicerestore_request(&raw[index], their_ecid, &ap_nonce, &sep_nonce)
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        let device = RequestDevice::personal_for(identity, &given).unwrap();
+        let ours = build_tss_request_for(identity, &device, UUID).unwrap();
+        assert_same_request(&ours, &theirs, text);
+        assert_eq!(ours["ApECID"].as_unsigned_integer(), Some(ecid_literal));
+
+        // Nonces not given: random ones of the chip's lengths; everything else equal.
+        let random = PersonalDevice {
+            ap_nonce: None,
+            sep_nonce: None,
+            ..given.clone()
+        };
+        let device = RequestDevice::personal_for(identity, &random).unwrap();
+        let mut ours = build_tss_request_for(identity, &device, UUID).unwrap();
+        assert_eq!(
+            ours["ApNonce"].as_data().unwrap().len(),
+            ap_nonce.len(),
+            "{text}"
+        );
+        assert_ne!(ours["ApNonce"].as_data().unwrap(), &ap_nonce[..], "{text}");
+        ours.insert("ApNonce".into(), Value::Data(ap_nonce.clone()));
+        if let Some(Value::Data(sep)) = ours.get("SepNonce") {
+            assert_eq!(sep.len(), SEP_NONCE_LEN);
+            ours.insert("SepNonce".into(), Value::Data(sep_nonce.clone()));
+        }
+        assert_same_request(&ours, &theirs, &format!("{text} (random nonces)"));
+        compared += 1;
+    }
+    eprintln!("{compared} real devices: personal requests equal idevicerestore's");
+    if util::shared("realdata").is_some() {
+        assert_eq!(compared, 4);
+    }
+}

@@ -8,10 +8,21 @@ use plist::Value;
 /// RestoreRequestRules → rule → Conditions → …).
 pub const MAX_PLIST_DEPTH: usize = 64;
 /// Most values (scalars, keys, and each array or dictionary) a plist may expand to. The
-/// largest real manifests in `../shared` (1 MB of XML) hold about 35,000.
-pub const MAX_PLIST_VALUES: u64 = 4_000_000;
-/// Most bytes of strings and data a plist may expand to.
-pub const MAX_PLIST_PAYLOAD: u64 = 256 << 20;
+/// largest real manifests in `../shared` (1 MB of XML, iOS 26, four identities) hold
+/// about 35,000; manifests for many boards at once run to a few MB, maybe 200,000.
+/// Built, a value costs about [`VALUE_COST`] bytes: this cap holds a crafted manifest to
+/// about 60 MB at its peak (measured in `tests/memory_bounds.rs`).
+pub const MAX_PLIST_VALUES: u64 = 200_000;
+/// Most bytes of strings and data a plist may expand to (30× the largest real one).
+pub const MAX_PLIST_PAYLOAD: u64 = 8 << 20;
+/// What one value costs in memory once built, on average and generously: a `Value` in
+/// a dictionary is an index slot, a bucket with its hash, its key `String` and the value
+/// (about 80 bytes), plus the key's and any string's heap block with the allocator's
+/// overhead.
+pub const VALUE_COST: u64 = 128;
+/// The most a plist read may cost at its peak, values and payload at their caps (the
+/// measured peak of the worst crafted manifests is in README "Robustness").
+pub const PARSE_COST_CAP: u64 = MAX_PLIST_VALUES * VALUE_COST + MAX_PLIST_PAYLOAD;
 
 /// Read an XML, binary or ASCII plist into a [`Value`], refusing shapes that would cost
 /// unbounded stack, time or memory, with a reason for the report:
@@ -29,7 +40,37 @@ pub const MAX_PLIST_PAYLOAD: u64 = 256 << 20;
 /// their XML text and UIDs as integers; no manifest field is either. Used for
 /// BuildManifest.plist, Restore.plist and TSS answers.
 pub fn read_plist_bounded(bytes: &[u8]) -> Result<Value, String> {
+    reader::read(bytes).map(|(value, _)| value)
+}
+
+/// [`read_plist_bounded`], also returning what the value costs in memory (values ×
+/// [`VALUE_COST`] + bytes of strings and data): what a manifest keeps of the budget
+/// ([`crate::budget`]) once parsed.
+pub fn read_plist_costed(bytes: &[u8]) -> Result<(Value, u64), String> {
     reader::read(bytes)
+}
+
+/// A manifest's share of [`crate::budget`], held as long as any copy of the manifest
+/// lives. Equal to every other (it is bookkeeping, not content).
+#[derive(Clone)]
+pub struct MemoryHold(#[allow(dead_code)] std::sync::Arc<crate::budget::Ticket>);
+
+impl MemoryHold {
+    pub fn new(ticket: crate::budget::Ticket) -> MemoryHold {
+        MemoryHold(std::sync::Arc::new(ticket))
+    }
+}
+
+impl std::fmt::Debug for MemoryHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemoryHold({})", self.0.bytes())
+    }
+}
+
+impl PartialEq for MemoryHold {
+    fn eq(&self, _: &MemoryHold) -> bool {
+        true
+    }
 }
 
 /// The serde visitor that counts and refuses while `plist` parses.
@@ -40,7 +81,7 @@ mod reader {
     use plist::{Dictionary, Value};
     use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-    use super::{MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES};
+    use super::{MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES, VALUE_COST};
 
     thread_local! {
         /// Why the last read on this thread was refused (plist's own error text would
@@ -48,27 +89,28 @@ mod reader {
         static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
     }
 
-    pub(super) fn read(bytes: &[u8]) -> Result<Value, String> {
+    pub(super) fn read(bytes: &[u8]) -> Result<(Value, u64), String> {
         REFUSED.with(|r| r.borrow_mut().take());
         match plist::from_bytes::<Root>(bytes) {
-            Ok(Root(value)) => Ok(value),
+            Ok(Root(value, cost)) => Ok((value, cost)),
             Err(e) => Err(REFUSED
                 .with(|r| r.borrow_mut().take())
                 .unwrap_or_else(|| e.to_string())),
         }
     }
 
-    struct Root(Value);
+    struct Root(Value, u64);
 
     impl<'de> serde::Deserialize<'de> for Root {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let budget = Budget::default();
-            Seed {
+            let value = Seed {
                 budget: &budget,
                 depth: 0,
             }
-            .deserialize(d)
-            .map(Root)
+            .deserialize(d)?;
+            let cost = budget.values.get() * VALUE_COST + budget.payload.get();
+            Ok(Root(value, cost))
         }
     }
 

@@ -16,9 +16,14 @@ use plist::{Dictionary, Value};
 use crate::digest::DigestAlgorithm;
 
 mod bounded;
+mod quick;
 mod tss;
 
-pub use bounded::{read_plist_bounded, MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES};
+pub use bounded::{
+    read_plist_bounded, read_plist_costed, MemoryHold, MAX_PLIST_DEPTH, MAX_PLIST_PAYLOAD,
+    MAX_PLIST_VALUES, PARSE_COST_CAP, VALUE_COST,
+};
+pub use quick::read_xml_plist;
 pub use tss::{plist_bool, plist_uint, RequestRule, TssParameters, TSS_AP_STRING_KEYS};
 
 /// Why a manifest could not be used.
@@ -50,12 +55,27 @@ pub struct BuildManifest {
     pub supported_product_types: Vec<String>,
     /// `BuildIdentities`, in manifest order.
     pub identities: Vec<BuildIdentity>,
+    /// Its share of the memory budget ([`crate::budget`]), given back with the last copy.
+    pub memory: MemoryHold,
 }
 
 impl BuildManifest {
-    /// Parse an XML or binary BuildManifest.
+    /// Parse an XML or binary BuildManifest, within a reservation of the memory budget
+    /// ([`crate::budget`]) made here: [`PARSE_COST_CAP`] while it parses, what it keeps
+    /// afterwards.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let root = parse_plist(bytes, BUILD_MANIFEST)?;
+        let mut allowance = crate::budget::reserve(PARSE_COST_CAP + bytes.len() as u64);
+        Self::from_bytes_within(bytes, &mut allowance)
+    }
+
+    /// [`BuildManifest::from_bytes`] within `allowance`, reserved earlier (opening a file
+    /// reserves its directory and manifests at once, see [`crate::budget`]): the
+    /// manifest takes what it keeps out of it and leaves the rest.
+    pub fn from_bytes_within(
+        bytes: &[u8],
+        allowance: &mut crate::budget::Ticket,
+    ) -> Result<Self, ManifestError> {
+        let (root, cost) = parse_plist(bytes, BUILD_MANIFEST)?;
         let root = root.as_dictionary().ok_or(ManifestError::WrongType {
             file: BUILD_MANIFEST,
             key: "the top level".into(),
@@ -79,6 +99,8 @@ impl BuildManifest {
             build: f.required_string("ProductBuildVersion")?,
             supported_product_types: f.string_array("SupportedProductTypes")?,
             identities,
+            // What the typed copy keeps is at most what the tree cost.
+            memory: MemoryHold::new(allowance.split_off(cost)),
         })
     }
 
@@ -427,9 +449,13 @@ pub struct DeviceMapEntry {
     pub board_id: Option<u32>,
 }
 
+/// Most `DeviceMap` rows or `SupportedProductTypes` a Restore.plist may list (real ones:
+/// a handful of rows, under a hundred product types).
+const MAX_RESTORE_ROWS: usize = 4096;
+
 impl RestorePlist {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let root = parse_plist(bytes, RESTORE_PLIST)?;
+        let (root, _) = parse_plist(bytes, RESTORE_PLIST)?;
         let root = root.as_dictionary().ok_or(ManifestError::WrongType {
             file: RESTORE_PLIST,
             key: "the top level".into(),
@@ -451,17 +477,33 @@ impl RestorePlist {
                 .collect(),
             _ => Vec::new(),
         };
+        // Restore.plist is kept for the whole check outside the memory budget: hold its
+        // lists to what real files have (a few rows, a few dozen product types).
+        let supported_product_types = f.string_array("SupportedProductTypes")?;
+        if device_map.len() > MAX_RESTORE_ROWS || supported_product_types.len() > MAX_RESTORE_ROWS {
+            return Err(ManifestError::NotAPlist {
+                file: RESTORE_PLIST,
+                reason: format!(
+                    "it lists more than {MAX_RESTORE_ROWS} devices or product types (a crafted plist?)"
+                ),
+            });
+        }
         Ok(RestorePlist {
             product_version: f.optional_string("ProductVersion")?,
             build: f.optional_string("ProductBuildVersion")?,
-            supported_product_types: f.string_array("SupportedProductTypes")?,
+            supported_product_types,
             device_map,
         })
     }
 }
 
-fn parse_plist(bytes: &[u8], file: &'static str) -> Result<Value, ManifestError> {
-    read_plist_bounded(bytes).map_err(|reason| ManifestError::NotAPlist { file, reason })
+fn parse_plist(bytes: &[u8], file: &'static str) -> Result<(Value, u64), ManifestError> {
+    // Apple's XML through the fast reader; anything else (binary, or XML outside the
+    // subset it reads exactly, or over a bound) through the full one, which says why.
+    if let Some(read) = quick::read_xml_plist_costed(bytes) {
+        return Ok(read);
+    }
+    read_plist_costed(bytes).map_err(|reason| ManifestError::NotAPlist { file, reason })
 }
 
 /// Typed access to a plist dictionary with errors that name the key path.
@@ -660,7 +702,10 @@ mod tests {
         let bomb = ipswcheck_fixture::binary_plist_chain(40, 2);
         let started = std::time::Instant::now();
         let err = read_plist_bounded(&bomb).unwrap_err();
-        assert!(err.contains("more than 4000000 values"), "{err}");
+        assert!(
+            err.contains(&format!("more than {MAX_PLIST_VALUES} values")),
+            "{err}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
@@ -671,6 +716,7 @@ mod tests {
             build: build.into(),
             supported_product_types: vec![],
             identities: vec![],
+            memory: MemoryHold::new(crate::budget::Ticket::none()),
         };
         assert!(m("19A5318f").is_beta());
         assert!(!m("19A346").is_beta());

@@ -14,26 +14,55 @@
 //!   read (or allocate) more.
 //! - Everything fetched is kept in memory as blocks (a few hundred KB for a quick check)
 //!   and later reads are served from them.
-//! - Redirects are followed (reqwest's default of at most 10); TLS verification is always
-//!   on; the timeout bounds each request and each read of a body, so a stalled transfer
-//!   ends instead of hanging.
+//! - One client builder for every HTTP request of ipswcheck
+//!   ([`crate::signing::http::client_builder`]): TLS verification always on, the
+//!   platform's roots plus Apple's plus `--ca-file` ([`RemoteFile::with_options`]), and
+//!   one redirect policy — at most five hops, each to the scheme of the URL given, never
+//!   from https to plain http (an https IPSW URL redirected to http would otherwise be
+//!   read in clear text, and a forged file checked as READY).
+//! - Two clocks on every exchange. The *stall* timeout (`timeout`) bounds the wait for
+//!   the status line and headers and each read of a body. A *total* deadline bounds each
+//!   whole answer a check reads: `timeout` plus its length at [`MIN_CHECK_RATE`] — a
+//!   server that trickles one byte a second never stalls, and without it a 64 KiB tail
+//!   would take 18 hours. A download (`fetch`) cannot have a total deadline (gigabytes
+//!   at any honest speed); its body is read through [`RemoteFile::watched`], the
+//!   minimum-throughput rule of [`Throughput`].
 
 use std::io::Read;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{self, HeaderMap};
 use reqwest::StatusCode;
 
-use crate::signing::http::{error_chain, is_loopback};
+use crate::signing::http::{client_builder, error_chain, is_loopback, Held};
+use crate::signing::SigningOptions;
 
 use super::human_bytes;
 
 /// The zip end record is 22 bytes plus a comment of at most 65535 bytes: the last
 /// `TAIL_LEN` bytes always contain it.
 pub const TAIL_LEN: u64 = 22 + 65535;
+
+/// The slowest answer a check waits for, in bytes per second, beyond the `timeout` every
+/// answer gets: the total deadline of an answer of `len` bytes is `timeout + len /
+/// MIN_CHECK_RATE`. 32 KiB/s (a poor mobile link) adds 2 s for the tail, a few seconds
+/// for a real directory and manifest, 17 minutes at most for the largest directory read
+/// (32 MiB): bounded, whatever the server does.
+pub const MIN_CHECK_RATE: u64 = 32 << 10;
+
+/// The download rule: a `fetch` body slower than this, in bytes per second, averaged
+/// over a [`RemoteFile::download_window`], is broken off as too slow (and resumed, as
+/// any broken transfer). 8 KiB/s would take a week for a 5 GB IPSW: no honest download
+/// is cut, and a server trickling its body a byte at a time is.
+pub const MIN_DOWNLOAD_RATE: u64 = 8 << 10;
+
+/// The shortest window of the download rule: a few seconds of a slow start are not
+/// judged.
+const MIN_DOWNLOAD_WINDOW: Duration = Duration::from_secs(5);
 
 /// Why a remote file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +91,16 @@ pub enum RemoteError {
     TooLarge { what: String, size: u64, limit: u64 },
     #[error("the check was cancelled")]
     Cancelled,
+    /// A redirect the policy refused (to another scheme, or too many).
+    #[error("{0}")]
+    Redirect(String),
+    /// The process-wide budget for answers held in memory
+    /// ([`crate::signing::http::MAX_HELD_BYTES`]) is used up.
+    #[error("{0}")]
+    OverBudget(String),
+    /// The download rule ([`Throughput`]): too few bytes over a whole window.
+    #[error("too slow: {got} bytes in the last {secs} s, below the minimum of {} KiB/s", min_rate >> 10)]
+    TooSlow { got: u64, secs: u64, min_rate: u64 },
 }
 
 impl RemoteError {
@@ -69,7 +108,7 @@ impl RemoteError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            RemoteError::Network(_) | RemoteError::BrokenOff { .. }
+            RemoteError::Network(_) | RemoteError::BrokenOff { .. } | RemoteError::TooSlow { .. }
         )
     }
 }
@@ -132,13 +171,18 @@ struct Meta {
 /// One remote file read with range requests. Shareable between threads.
 pub struct RemoteFile {
     url: String,
-    client: Client,
+    source: Source,
+    /// The stall timeout (see the module's doc).
+    timeout: Duration,
     meta: OnceLock<Meta>,
     /// Bytes received: bodies plus status lines and headers.
     fetched: AtomicU64,
     requests: AtomicU64,
     /// Fetched ranges, by offset (possibly overlapping).
     blocks: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
+    /// What `blocks` (and entries read from them) hold, counted against the process-wide
+    /// budget for as long as this file lives.
+    held: Mutex<Held>,
 }
 
 impl std::fmt::Debug for RemoteFile {
@@ -151,6 +195,14 @@ impl std::fmt::Debug for RemoteFile {
     }
 }
 
+/// Where the bytes come from.
+enum Source {
+    Http(Client),
+    /// A file held in memory, served as a perfect range server would (the fuzz target of
+    /// the tail and directory reader, and unit tests): no HTTP, same bookkeeping.
+    Memory(Vec<u8>),
+}
+
 /// Whether `text` is an `http://` or `https://` URL (what the CLI treats as remote).
 pub fn is_url(text: &str) -> bool {
     let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
@@ -158,32 +210,92 @@ pub fn is_url(text: &str) -> bool {
 }
 
 impl RemoteFile {
-    /// A reader for `url`; nothing is sent yet. `timeout` bounds each request and each
-    /// read of a body.
+    /// A reader for `url`, trusting the platform's and Apple's roots; nothing is sent
+    /// yet. `timeout` is the stall timeout and the base of every total deadline (see the
+    /// module's doc).
     pub fn new(url: &str, timeout: Duration) -> Result<RemoteFile, RemoteError> {
+        Self::connect(url, timeout, None)
+    }
+
+    /// [`RemoteFile::new`] with the signing options' `timeout` and `--ca-file`: the
+    /// remote file is trusted exactly as the signing servers are.
+    pub fn with_options(url: &str, options: &SigningOptions) -> Result<RemoteFile, RemoteError> {
+        Self::connect(url, options.timeout, options.ca_file.as_deref())
+    }
+
+    fn connect(
+        url: &str,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<RemoteFile, RemoteError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| RemoteError::NotAUrl)?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(RemoteError::NotAUrl);
         }
-        let mut builder = Client::builder()
+        // A proxy can never reach this machine's loopback (tests, a local mirror).
+        let client = client_builder(is_loopback(&parsed), ca_file)
+            .map_err(RemoteError::Client)?
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("ipswcheck/", env!("CARGO_PKG_VERSION")));
-        if is_loopback(&parsed) {
-            // A proxy can never reach this machine's loopback (tests, a local mirror).
-            builder = builder.no_proxy();
-        }
-        let client = builder
+            .user_agent(concat!("ipswcheck/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RemoteError::Client(error_chain(&e)))?;
-        Ok(RemoteFile {
+        Ok(Self::from_source(url, Source::Http(client), timeout))
+    }
+
+    /// A "remote" file served from `bytes` in memory, with every request counted as over
+    /// HTTP; for fuzzing and tests of the readers above the client.
+    #[doc(hidden)]
+    pub fn in_memory(name: &str, bytes: Vec<u8>) -> RemoteFile {
+        Self::from_source(name, Source::Memory(bytes), Duration::from_secs(1))
+    }
+
+    fn from_source(url: &str, source: Source, timeout: Duration) -> RemoteFile {
+        RemoteFile {
             url: url.to_owned(),
-            client,
+            source,
+            timeout,
             meta: OnceLock::new(),
             fetched: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             blocks: Mutex::new(Vec::new()),
-        })
+            held: Mutex::new(Held::default()),
+        }
+    }
+
+    /// Count `n` more bytes this file will hold against the process-wide budget, before
+    /// they are fetched (or inflated from what was).
+    pub(crate) fn hold(&self, n: u64) -> Result<(), RemoteError> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .grow(n)
+            .map_err(|e| RemoteError::OverBudget(e.to_string()))
+    }
+
+    /// The window of the download rule: three stall timeouts, at least
+    /// [`MIN_DOWNLOAD_WINDOW`] (30 s at the default 10 s timeout).
+    pub fn download_window(&self) -> Duration {
+        (self.timeout * 3).max(MIN_DOWNLOAD_WINDOW)
+    }
+
+    /// `body` (a download's, from [`RemoteFile::open_range`] or
+    /// [`RemoteFile::open_whole`]) under the download rule: a read fails with
+    /// [`RemoteError::TooSlow`] (inside an `io::Error`; transient, so the transfer
+    /// resumes) once a whole [`RemoteFile::download_window`] brought less than
+    /// [`MIN_DOWNLOAD_RATE`]. A server that sends nothing at all is cut by the stall
+    /// timeout of each read instead.
+    pub fn watched<R: Read>(&self, body: R) -> Watched<R> {
+        Watched {
+            inner: body,
+            rule: Throughput::new(self.download_window(), MIN_DOWNLOAD_RATE),
+        }
+    }
+
+    /// The total deadline of an answer of `len` bytes whose request went out at
+    /// `sent` (see [`MIN_CHECK_RATE`]).
+    fn deadline(&self, sent: Instant, len: u64) -> Instant {
+        sent + self.timeout + Duration::from_secs_f64(len as f64 / MIN_CHECK_RATE as f64)
     }
 
     pub fn url(&self) -> &str {
@@ -229,6 +341,21 @@ impl RemoteFile {
         if let Some(m) = self.meta.get() {
             return Ok(m.size.saturating_sub(TAIL_LEN));
         }
+        if let Source::Memory(bytes) = &self.source {
+            let size = bytes.len() as u64;
+            if size == 0 {
+                return Err(RemoteError::Empty);
+            }
+            let _ = self.meta.set(Meta {
+                size,
+                validators: Validators::default(),
+            });
+            let start = size.saturating_sub(TAIL_LEN);
+            self.fetch_range(start, size)?;
+            return Ok(start);
+        }
+        self.hold(TAIL_LEN)?;
+        let sent = Instant::now();
         let response = self.send(&format!("bytes=-{TAIL_LEN}"), None)?;
         let validators = Validators::from_headers(response.headers());
         let (start, end, size) = match response.status() {
@@ -257,7 +384,7 @@ impl RemoteFile {
             return Err(RemoteError::Empty);
         }
         let _ = self.meta.set(Meta { size, validators });
-        let body = self.read_body(response, end - start)?;
+        let body = self.read_body(response, end - start, sent)?;
         self.keep(start, body);
         Ok(start)
     }
@@ -327,8 +454,20 @@ impl RemoteFile {
 
     /// Fetch `start..end` with one request and keep it.
     pub fn fetch_range(&self, start: u64, end: u64) -> Result<Arc<Vec<u8>>, RemoteError> {
+        self.hold(end.saturating_sub(start))?;
+        if let Source::Memory(bytes) = &self.source {
+            let body = bytes
+                .get(start as usize..end as usize)
+                .filter(|_| start < end)
+                .ok_or_else(|| RemoteError::BadRange(format!("{start}-{end} is outside the file")))?
+                .to_vec();
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.add_fetched(body.len() as u64);
+            return Ok(self.keep(start, body));
+        }
+        let sent = Instant::now();
         let response = self.open_range(start, end)?;
-        let body = self.read_body(response, end - start)?;
+        let body = self.read_body(response, end - start, sent)?;
         Ok(self.keep(start, body))
     }
 
@@ -386,7 +525,7 @@ impl RemoteFile {
     /// the caller's to read (and to count with [`RemoteFile::add_fetched`]).
     pub fn open_whole(&self) -> Result<Response, RemoteError> {
         let request = self
-            .client
+            .client()?
             .get(&self.url)
             .header(header::ACCEPT_ENCODING, "identity");
         let response = self.dispatch(request)?;
@@ -407,7 +546,7 @@ impl RemoteFile {
 
     fn send(&self, range: &str, if_range: Option<&str>) -> Result<Response, RemoteError> {
         let mut request = self
-            .client
+            .client()?
             .get(&self.url)
             .header(header::RANGE, range)
             .header(header::ACCEPT_ENCODING, "identity");
@@ -417,6 +556,15 @@ impl RemoteFile {
         self.dispatch(request)
     }
 
+    fn client(&self) -> Result<&Client, RemoteError> {
+        match &self.source {
+            Source::Http(client) => Ok(client),
+            Source::Memory(_) => Err(RemoteError::Client(
+                "a file in memory has no HTTP answers".into(),
+            )),
+        }
+    }
+
     /// Send `request`, counting it and its headers' bytes.
     fn dispatch(
         &self,
@@ -424,18 +572,30 @@ impl RemoteFile {
     ) -> Result<Response, RemoteError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().map_err(|e| {
-            RemoteError::Network(if e.is_timeout() {
-                "no answer in time".into()
+            if e.is_redirect() {
+                RemoteError::Redirect(error_chain(&e))
+            } else if e.is_timeout() {
+                RemoteError::Network(format!(
+                    "no answer within {:.1} s",
+                    self.timeout.as_secs_f64()
+                ))
             } else {
-                error_chain(&e)
-            })
+                RemoteError::Network(error_chain(&e))
+            }
         })?;
         self.add_fetched(header_bytes(&response));
         Ok(response)
     }
 
-    /// Read exactly `len` bytes of `response`'s body.
-    fn read_body(&self, response: Response, len: u64) -> Result<Vec<u8>, RemoteError> {
+    /// Read exactly `len` bytes of `response`'s body, by the total deadline of a request
+    /// sent at `sent` ([`RemoteFile::deadline`]). Each read waits at most the stall
+    /// timeout, so the deadline is checked at least that often.
+    fn read_body(
+        &self,
+        response: Response,
+        len: u64,
+        sent: Instant,
+    ) -> Result<Vec<u8>, RemoteError> {
         if let Some(n) = response.content_length() {
             if n != len {
                 return Err(RemoteError::BadRange(format!(
@@ -443,22 +603,37 @@ impl RemoteFile {
                 )));
             }
         }
+        let deadline = self.deadline(sent, len);
         let mut body = Vec::with_capacity(len as usize);
-        let result = response.take(len).read_to_end(&mut body);
-        self.add_fetched(body.len() as u64);
-        match result {
-            Ok(_) if body.len() as u64 == len => Ok(body),
-            Ok(_) => Err(RemoteError::BrokenOff {
-                got: body.len() as u64,
-                want: len,
-                reason: "the connection closed".into(),
-            }),
-            Err(e) => Err(RemoteError::BrokenOff {
-                got: body.len() as u64,
-                want: len,
-                reason: io_error_chain(&e),
-            }),
+        let mut reader = response.take(len);
+        let mut buf = [0u8; 16 << 10];
+        let broken = |got: usize, reason: String| RemoteError::BrokenOff {
+            got: got as u64,
+            want: len,
+            reason,
+        };
+        while (body.len() as u64) < len {
+            if Instant::now() > deadline {
+                return Err(broken(
+                    body.len(),
+                    format!(
+                        "not complete within {:.1} s (the timeout plus {} KiB/s)",
+                        deadline.duration_since(sent).as_secs_f64(),
+                        MIN_CHECK_RATE >> 10
+                    ),
+                ));
+            }
+            match reader.read(&mut buf) {
+                Ok(0) => return Err(broken(body.len(), "the connection closed".into())),
+                Ok(n) => {
+                    body.extend_from_slice(&buf[..n]);
+                    self.add_fetched(n as u64);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(broken(body.len(), io_error_chain(&e))),
+            }
         }
+        Ok(body)
     }
 
     fn keep(&self, start: u64, body: Vec<u8>) -> Arc<Vec<u8>> {
@@ -468,6 +643,69 @@ impl RemoteFile {
             .unwrap_or_else(|e| e.into_inner())
             .push((start, Arc::clone(&body)));
         body
+    }
+}
+
+/// The download rule: at least `min_rate` bytes a second, averaged over each whole
+/// `window` (consecutive windows, from the first byte asked for). Bytes are counted as
+/// they arrive; the verdict is given when a window closes, so a slow start or a short
+/// pause inside an otherwise fast window is never judged.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    window: Duration,
+    min_rate: u64,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl Throughput {
+    pub fn new(window: Duration, min_rate: u64) -> Throughput {
+        Throughput {
+            window,
+            min_rate,
+            window_start: Instant::now(),
+            window_bytes: 0,
+        }
+    }
+
+    /// Count `n` bytes that just arrived (0 for a read that brought none); an error once
+    /// the window that just closed brought too few.
+    pub fn record(&mut self, n: u64) -> Result<(), RemoteError> {
+        self.window_bytes += n;
+        let elapsed = self.window_start.elapsed();
+        if elapsed < self.window {
+            return Ok(());
+        }
+        let wanted = self.min_rate as f64 * elapsed.as_secs_f64();
+        if (self.window_bytes as f64) < wanted {
+            return Err(RemoteError::TooSlow {
+                got: self.window_bytes,
+                secs: elapsed.as_secs(),
+                min_rate: self.min_rate,
+            });
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
+    }
+}
+
+/// A download body under [`Throughput`]'s rule ([`RemoteFile::watched`]).
+pub struct Watched<R> {
+    inner: R,
+    rule: Throughput,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        // A clean end (0) is the caller's to judge against the length it expected.
+        if n > 0 {
+            self.rule
+                .record(n as u64)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::TimedOut, e))?;
+        }
+        Ok(n)
     }
 }
 
@@ -550,6 +788,66 @@ mod tests {
         assert_eq!(strong.if_range(), Some("\"x\""));
         assert!(strong.same_version(&strong.clone()));
         assert!(!Validators::default().same_version(&Validators::default()));
+    }
+
+    #[test]
+    fn the_download_rule_judges_whole_windows_only() {
+        // A window that has not closed is never judged, however little came.
+        let mut open = Throughput::new(Duration::from_secs(3600), MIN_DOWNLOAD_RATE);
+        for _ in 0..1000 {
+            assert!(open.record(1).is_ok());
+        }
+        // A closed window (zero long: every record closes one) below the rate fails,
+        // naming the rule; at or above it, passes and starts a new window.
+        let mut closed = Throughput::new(Duration::ZERO, u64::MAX);
+        match closed.record(10) {
+            Err(RemoteError::TooSlow { got, min_rate, .. }) => {
+                assert_eq!((got, min_rate), (10, u64::MAX));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut free = Throughput::new(Duration::ZERO, 0);
+        assert!(free.record(0).is_ok() && free.record(1).is_ok());
+        let e = RemoteError::TooSlow {
+            got: 9,
+            secs: 30,
+            min_rate: MIN_DOWNLOAD_RATE,
+        };
+        assert!(e.is_transient(), "a slow download resumes");
+        assert_eq!(
+            e.to_string(),
+            "too slow: 9 bytes in the last 30 s, below the minimum of 8 KiB/s"
+        );
+    }
+
+    #[test]
+    fn a_watched_body_fails_its_read_with_the_rule_inside() {
+        let mut watched = Watched {
+            inner: &b"abc"[..],
+            rule: Throughput::new(Duration::ZERO, u64::MAX),
+        };
+        let e = watched.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(io_error_chain(&e).starts_with("too slow: 3 bytes"), "{e}");
+        // The end of a body is passed on as it is.
+        let mut done = Watched {
+            inner: &b""[..],
+            rule: Throughput::new(Duration::ZERO, u64::MAX),
+        };
+        assert_eq!(done.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn windows_and_deadlines_follow_the_timeout() {
+        let remote = RemoteFile::new("http://127.0.0.1:9/x", Duration::from_secs(10)).unwrap();
+        assert_eq!(remote.download_window(), Duration::from_secs(30));
+        let quick = RemoteFile::new("http://127.0.0.1:9/x", Duration::from_millis(100)).unwrap();
+        assert_eq!(quick.download_window(), MIN_DOWNLOAD_WINDOW);
+        let sent = Instant::now();
+        assert_eq!(
+            remote.deadline(sent, 2 * MIN_CHECK_RATE),
+            sent + Duration::from_secs(12)
+        );
     }
 
     #[test]

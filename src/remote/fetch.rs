@@ -268,7 +268,7 @@ pub fn fetch(
     };
 
     // 1. Preflight: everything a restore checks first, without the body.
-    let remote = match RemoteFile::new(url, options.check.signing.timeout) {
+    let remote = match RemoteFile::with_options(url, &options.check.signing) {
         Ok(r) => r,
         Err(e) => {
             return Ok(FetchOutcome::stopped(remote_failure(
@@ -629,7 +629,7 @@ fn fetch_streamed(
     progress.done.store(0, Ordering::Relaxed);
 
     // The whole body, written as it arrives.
-    let mut body = response.take(size.unwrap_or(u64::MAX));
+    let mut body = remote.watched(response).take(size.unwrap_or(u64::MAX));
     let mut out = &file;
     let mapped = MappedCheck::new(&file);
     let mut buf = vec![0u8; 1 << 20];
@@ -932,7 +932,7 @@ impl Transfer<'_> {
             .remote
             .open_range(*pos, end)
             .map_err(TransferError::Remote)?;
-        let mut body = response.take(end - *pos);
+        let mut body = self.remote.watched(response).take(end - *pos);
         let mut out = self.file;
         out.seek(SeekFrom::Start(*pos))
             .map_err(|e| TransferError::Write(e.to_string()))?;

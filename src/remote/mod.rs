@@ -40,8 +40,15 @@ pub use fetch::{fetch, FetchError, FetchOptions, FetchOutcome};
 const EOCD_SIGNATURE: &[u8; 4] = b"PK\x05\x06";
 const ZIP64_LOCATOR_SIGNATURE: &[u8; 4] = b"PK\x06\x07";
 const ZIP64_EOCD_SIGNATURE: &[u8; 4] = b"PK\x06\x06";
-/// The largest central directory we read (real IPSWs: ~100 KB for a few hundred entries).
-const MAX_DIRECTORY_BYTES: u64 = 64 << 20;
+/// The largest central directory we read. Real IPSWs have ~100–200 KB for a few hundred
+/// entries; 32 MiB is 150 times that, and fits the process-wide budget for answers held
+/// in memory (`signing::http::MAX_HELD_BYTES`, 48 MiB) with room for the manifests. It
+/// bounds both the directory's declared range (from the end record or the zip64
+/// record, fetched if it lies before the tail) and every byte the zip parser asks for
+/// beyond what was fetched ([`RangeReader`]), whatever the records claim.
+pub const MAX_DIRECTORY_BYTES: u64 = 32 << 20;
+/// The zip64 end record without its extensible data.
+const ZIP64_EOCD_LEN: u64 = 56;
 /// Smallest request made on behalf of the zip parser for bytes not fetched yet.
 const MIN_FETCH: u64 = 64 << 10;
 /// Room for a local header's extra field beyond the central record's, fetched along with
@@ -59,7 +66,7 @@ pub fn check_url(url: &str, options: &CheckOptions, session: Option<&SigningSess
     if options.signing.offline {
         return remote_failure(url, options, None, &RemoteError::Offline);
     }
-    let remote = match RemoteFile::new(url, options.signing.timeout) {
+    let remote = match RemoteFile::with_options(url, &options.signing) {
         Ok(r) => r,
         Err(e) => return remote_failure(url, options, None, &e),
     };
@@ -197,6 +204,9 @@ pub(crate) fn unreadable(url: &str, options: &CheckOptions, error: &OpenError) -
         }
         Some(RemoteError::Offline) => "drop --offline, or download the file and check it locally",
         Some(RemoteError::NotAUrl) => "give an http:// or https:// URL",
+        Some(RemoteError::Redirect(_)) => {
+            "the server sent the request elsewhere; if you trust the target, give its URL directly"
+        }
         Some(_) => "check the URL and the connection, then try again",
         None => return report,
     };
@@ -253,15 +263,20 @@ pub fn open_url(remote: &RemoteFile) -> Result<OpenedIpsw, OpenError> {
             ArchiveError::NotAZip
         }));
     };
-    if let Some((cd_start, cd_end)) = directory_range(&tail, tail_start, eocd) {
+    let too_large = |bytes: u64| {
+        OpenError::Archive(ArchiveError::BrokenDirectory(format!(
+            "its central directory is {bytes} bytes, more than the {MAX_DIRECTORY_BYTES} \
+             ipswcheck reads"
+        )))
+    };
+    let read_record = |at: u64| remote.read_at(at, ZIP64_EOCD_LEN, 0).ok();
+    if let Some((cd_start, cd_end)) = directory_range(&tail, tail_start, eocd, read_record) {
+        // Declared, before any clipping: a giant claim is refused whatever it overlaps.
+        if cd_end - cd_start > MAX_DIRECTORY_BYTES {
+            return Err(too_large(cd_end - cd_start));
+        }
         let cd_end = cd_end.min(tail_start);
         if cd_start < cd_end && cd_end <= size {
-            if cd_end - cd_start > MAX_DIRECTORY_BYTES {
-                return Err(OpenError::Archive(ArchiveError::BrokenDirectory(format!(
-                    "its central directory is {} bytes, more than ipswcheck reads",
-                    cd_end - cd_start
-                ))));
-            }
             remote
                 .fetch_range(cd_start, cd_end)
                 .map_err(to_open_error)?;
@@ -271,10 +286,18 @@ pub fn open_url(remote: &RemoteFile) -> Result<OpenedIpsw, OpenError> {
         remote,
         pos: 0,
         failure: None,
+        budget: MAX_DIRECTORY_BYTES,
+        over_budget: false,
     };
     let parsed = Archive::read_directory(&mut reader);
     if let Some(e) = reader.failure {
         return Err(to_open_error(e));
+    }
+    if reader.over_budget {
+        return Err(OpenError::Archive(ArchiveError::BrokenDirectory(format!(
+            "its end records lead to no central directory within the {MAX_DIRECTORY_BYTES} \
+             bytes ipswcheck reads for one"
+        ))));
     }
     let (entries, duplicates) = parsed?;
     let archive = Archive::from_directory(remote.url(), size, entries, duplicates);
@@ -295,6 +318,25 @@ pub fn open_url(remote: &RemoteFile) -> Result<OpenedIpsw, OpenError> {
         manifest,
         restore,
     })
+}
+
+/// The file a fuzz input of the remote reader stands for (the `remote_directory` fuzz
+/// target and its seeds): the input is `gap` (u32 LE, at most 1 MiB), `at` (u32 LE), then
+/// bytes; the file is those bytes with `gap` zeros inserted at `at`. A few bytes thus
+/// stand for a file larger than the tail whose zip64 record or directory lies before it
+/// (a seed's 64 KiB zip comment, a giant directory's claim), which the fuzzer could not
+/// reach by mutating raw files of a few KiB. `None` for an input shorter than 8 bytes.
+#[doc(hidden)]
+pub fn fuzz_file(input: &[u8]) -> Option<Vec<u8>> {
+    let gap = u32::from_le_bytes(input.get(..4)?.try_into().ok()?) as usize % (1 << 20);
+    let at = u32::from_le_bytes(input.get(4..8)?.try_into().ok()?) as usize;
+    let bytes = &input[8..];
+    let at = at.min(bytes.len());
+    let mut file = Vec::with_capacity(bytes.len() + gap);
+    file.extend_from_slice(&bytes[..at]);
+    file.resize(at + gap, 0);
+    file.extend_from_slice(&bytes[at..]);
+    Some(file)
 }
 
 /// Where the end record starts in `tail`: its comment length must reach exactly to the
@@ -318,10 +360,17 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// The central directory's byte range, from the end record (or the zip64 record when the
-/// tail holds it). `None` when it cannot be told from the tail: the zip parser then asks
-/// for what it needs.
-fn directory_range(tail: &[u8], tail_start: u64, eocd: usize) -> Option<(u64, u64)> {
+/// The central directory's byte range, from the end record or the zip64 record: from the
+/// tail when it holds the record, else from `read_record(offset)` (its first
+/// [`ZIP64_EOCD_LEN`] bytes, one more request) — a zip64 record before the tail is where
+/// a giant directory would be claimed. `None` when it cannot be told: the zip parser then
+/// asks for what it needs, within [`RangeReader`]'s budget.
+fn directory_range(
+    tail: &[u8],
+    tail_start: u64,
+    eocd: usize,
+    read_record: impl FnOnce(u64) -> Option<Vec<u8>>,
+) -> Option<(u64, u64)> {
     let entries = u16::from_le_bytes([tail[eocd + 10], tail[eocd + 11]]);
     let size = u32_at(tail, eocd + 12)?;
     let offset = u32_at(tail, eocd + 16)?;
@@ -332,12 +381,20 @@ fn directory_range(tail: &[u8], tail_start: u64, eocd: usize) -> Option<(u64, u6
     if &tail[locator..locator + 4] != ZIP64_LOCATOR_SIGNATURE {
         return None;
     }
-    let record = u64_at(tail, locator + 8)?.checked_sub(tail_start)? as usize;
-    if tail.get(record..record + 4)? != ZIP64_EOCD_SIGNATURE {
+    let at = u64_at(tail, locator + 8)?;
+    let fetched;
+    let record: &[u8] = match at.checked_sub(tail_start) {
+        Some(rel) => tail.get(usize::try_from(rel).ok()?..)?,
+        None => {
+            fetched = read_record(at)?;
+            &fetched
+        }
+    };
+    if record.get(..4)? != ZIP64_EOCD_SIGNATURE {
         return None;
     }
-    let size = u64_at(tail, record + 40)?;
-    let offset = u64_at(tail, record + 48)?;
+    let size = u64_at(record, 40)?;
+    let offset = u64_at(record, 48)?;
     Some((offset, offset.checked_add(size)?))
 }
 
@@ -373,6 +430,8 @@ fn read_entry(remote: &RemoteFile, entry: &Entry, limit: u64) -> Result<Vec<u8>,
         ..entry.clone()
     };
     let mut stream = EntryStream::new(&bytes, &local).map_err(EntryRead::Entry)?;
+    // The inflated bytes live as long as the fetched ones: counted alike.
+    remote.hold(entry.size).map_err(EntryRead::Remote)?;
     let mut out = Vec::with_capacity(entry.size as usize);
     while let Some(chunk) = stream.next_chunk().map_err(EntryRead::Entry)? {
         out.extend_from_slice(chunk);
@@ -381,11 +440,18 @@ fn read_entry(remote: &RemoteFile, entry: &Entry, limit: u64) -> Result<Vec<u8>,
 }
 
 /// `Read + Seek` over the remote file for the zip parser: served from fetched blocks,
-/// fetching at least [`MIN_FETCH`] bytes when it asks for something new.
+/// fetching at least [`MIN_FETCH`] bytes when it asks for something new, and at most
+/// `budget` bytes in all: whatever the records claim (a zip64 record nobody could
+/// fetch, a search for one across a 10 GB file), the parser cannot make us fetch and
+/// keep more than one maximal directory.
 struct RangeReader<'a> {
     remote: &'a RemoteFile,
     pos: u64,
     failure: Option<RemoteError>,
+    /// Bytes the parser may still have fetched.
+    budget: u64,
+    /// The parser wanted more than `budget`.
+    over_budget: bool,
 }
 
 impl Read for RangeReader<'_> {
@@ -394,6 +460,16 @@ impl Read for RangeReader<'_> {
         let n = (buf.len() as u64).min(size.saturating_sub(self.pos));
         if n == 0 {
             return Ok(0);
+        }
+        if self.remote.cached(self.pos, self.pos + n).is_none() {
+            let fetch = n.max(MIN_FETCH).min(size - self.pos);
+            if fetch > self.budget {
+                self.over_budget = true;
+                return Err(io::Error::other(
+                    "the zip parser asked for more than a central directory's worth of bytes",
+                ));
+            }
+            self.budget -= fetch;
         }
         match self.remote.read_at(self.pos, n, MIN_FETCH) {
             Ok(bytes) => {
@@ -431,6 +507,85 @@ impl Seek for RangeReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip64 end record declaring `cd_size` bytes of directory at `cd_offset`.
+    fn zip64_record(cd_size: u64, cd_offset: u64) -> Vec<u8> {
+        let mut r = ZIP64_EOCD_SIGNATURE.to_vec();
+        r.extend_from_slice(&44u64.to_le_bytes());
+        r.extend_from_slice(&[0; 4 + 8]);
+        r.extend_from_slice(&[0xFF; 16]);
+        r.extend_from_slice(&cd_size.to_le_bytes());
+        r.extend_from_slice(&cd_offset.to_le_bytes());
+        r
+    }
+
+    /// `head` at offset 0, `gap` zeros, then a zip64 locator pointing at `record` and an
+    /// end record that defers to zip64.
+    fn zip64_file(head: &[u8], gap: usize, record: u64) -> Vec<u8> {
+        let mut f = head.to_vec();
+        f.resize(head.len() + gap, 0);
+        f.extend_from_slice(ZIP64_LOCATOR_SIGNATURE);
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&record.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(EOCD_SIGNATURE);
+        f.extend_from_slice(&[0; 4]);
+        f.extend_from_slice(&[0xFF; 12]);
+        f.extend_from_slice(&[0; 2]);
+        f
+    }
+
+    #[test]
+    fn the_directory_cap_holds_when_the_zip64_record_is_before_the_tail() {
+        let gap = TAIL_LEN as usize + 1000;
+        for (cd_size, cd_offset) in [
+            (MAX_DIRECTORY_BYTES + 1, 56),
+            (u64::MAX / 2, 0),
+            (1 << 40, 56),
+        ] {
+            let file = zip64_file(&zip64_record(cd_size, cd_offset), gap, 0);
+            let remote = RemoteFile::in_memory("mem.ipsw", file);
+            match open_url(&remote) {
+                Err(OpenError::Archive(ArchiveError::BrokenDirectory(m))) => {
+                    assert!(m.contains("more than the 33554432"), "{m}")
+                }
+                other => panic!("{cd_size}: {:?}", other.err()),
+            }
+            // The tail, and the record: two requests, nothing of the directory.
+            assert_eq!(remote.requests(), 2);
+            assert!(remote.bytes_fetched() < TAIL_LEN + 100);
+        }
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_read_leaves_the_parser_within_its_budget() {
+        // The locator points beyond the file, or at zeros, in 40 MiB: the parser looks
+        // for itself, and fetches no more than the budget.
+        for record in [u64::MAX - 10, 5] {
+            let file = zip64_file(&[0; 100], 40 << 20, record);
+            let remote = RemoteFile::in_memory("mem.ipsw", file);
+            assert!(open_url(&remote).is_err());
+            let bound = TAIL_LEN + ZIP64_EOCD_LEN + MAX_DIRECTORY_BYTES;
+            assert!(
+                remote.bytes_fetched() <= bound,
+                "{}",
+                remote.bytes_fetched()
+            );
+        }
+        let mut reader = RangeReader {
+            remote: &RemoteFile::in_memory("mem", vec![0; 4 * MIN_FETCH as usize]),
+            pos: 0,
+            failure: None,
+            budget: MIN_FETCH,
+            over_budget: false,
+        };
+        reader.remote.fetch_tail().unwrap();
+        let mut buf = [0u8; 10];
+        assert!(reader.read(&mut buf).is_ok(), "the first 64 KiB fit");
+        reader.pos = MIN_FETCH;
+        assert!(reader.read(&mut buf).is_err(), "the next do not");
+        assert!(reader.over_budget);
+    }
 
     #[test]
     fn end_record_needs_its_comment_to_reach_the_end() {

@@ -139,7 +139,10 @@ pub fn render_styled(report: &Report, verbose: bool, style: Style) -> String {
         {
             continue;
         }
-        let mark = if matches!(finding, Finding::ChecksumAdvisory { .. }) {
+        let mark = if matches!(
+            finding,
+            Finding::ChecksumAdvisory { .. } | Finding::ArchiveOddity { .. }
+        ) {
             "warning"
         } else {
             "note"

@@ -188,6 +188,8 @@ impl Stored {
             hashed: true,
             entries_checked: self.entries_checked,
             cancelled: false,
+            // The components' covered reasons are kept; the note is about that run.
+            covered_by: None,
         })
     }
 }
@@ -342,6 +344,7 @@ mod tests {
             hashed: true,
             entries_checked: 42,
             cancelled: false,
+            covered_by: None,
         }
     }
 

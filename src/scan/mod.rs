@@ -56,8 +56,10 @@
 
 pub mod cache;
 mod display;
+pub mod merge;
 mod recommend;
 pub mod schedule;
+pub mod shard;
 pub mod walk;
 
 use std::collections::{BTreeMap, HashMap};
@@ -109,6 +111,8 @@ pub struct ScanOptions {
     pub rehash: bool,
     /// The verified-results cache directory; `None` disables it.
     pub verified_cache: Option<PathBuf>,
+    /// Only this shard of the library (`--shard K/N`, [`shard`]).
+    pub shard: Option<shard::Shard>,
 }
 
 impl ScanOptions {
@@ -125,6 +129,7 @@ impl ScanOptions {
             window: default_window(jobs),
             rehash: false,
             verified_cache,
+            shard: None,
         }
     }
 }
@@ -481,19 +486,16 @@ pub fn interrupt_flag() -> &'static AtomicBool {
     &INTERRUPTED
 }
 
-/// Whole-file digests a check computes (mirrors `PreparedCheck::new`).
-fn whole_file_algorithms(options: &CheckOptions) -> Vec<DigestAlgorithm> {
-    if options.quick {
-        return Vec::new();
+/// Whole-file digests a cached verification must hold to be reused: only the one the
+/// user gives (`--sha1`/`--sha256`), which can fail the check. The SHA-1 an online check
+/// computes for ipsw.me's advisory comparison is not needed: an online scan reuses the
+/// integrity result of an earlier offline one and only asks about signing (its
+/// checksum line then says the comparison was skipped).
+fn required_whole_file(options: &CheckOptions) -> Vec<DigestAlgorithm> {
+    match &options.expected {
+        Some(e) if !options.quick => vec![e.algorithm],
+        _ => Vec::new(),
     }
-    let mut out = Vec::new();
-    if let Some(e) = &options.expected {
-        out.push(e.algorithm);
-    }
-    if !options.signing.offline && !out.contains(&DigestAlgorithm::Sha1) {
-        out.push(DigestAlgorithm::Sha1);
-    }
-    out
 }
 
 /// What became of one candidate file.
@@ -514,6 +516,7 @@ struct Ctx<'s> {
     queue: &'s JobQueue,
     progress: &'s ScanProgress,
     cancel: &'s AtomicBool,
+    /// Whole-file digests a cached verification must hold ([`required_whole_file`]).
     whole_file: Vec<DigestAlgorithm>,
     boards: Option<Vec<String>>,
     hashed_bytes: AtomicU64,
@@ -525,7 +528,8 @@ impl Ctx<'_> {
         if self.check.quick {
             0
         } else {
-            size * (1 + u64::from(!self.whole_file.is_empty()))
+            // Each byte counted once, however many passes read it (verify::count).
+            size
         }
     }
 }
@@ -539,7 +543,34 @@ pub fn scan(
     cancel: &AtomicBool,
 ) -> Result<ScanResult, ScanError> {
     let started = Instant::now();
-    let walk = walk::walk(&options.paths, cancel)?;
+    let mut walk = walk::walk(&options.paths, cancel)?;
+    let sharded;
+    let options = match options.shard {
+        Some(sh) => {
+            // Each file, URL and unreadable path is one shard's; what the walk counts
+            // without a path (skipped kinds, aliases) is shard 0's, so that merged
+            // shard outputs add up to the unsharded scan.
+            let key = |p: &Path| shard::Shard::key(p, &options.paths);
+            walk.candidates.retain(|c| sh.owns(&key(&c.path)));
+            walk.unreadable
+                .retain(|u| sh.owns(&key(Path::new(&u.path))));
+            if sh.index != 0 {
+                walk.skipped.clear();
+                walk.aliases = 0;
+            }
+            sharded = ScanOptions {
+                urls: options
+                    .urls
+                    .iter()
+                    .filter(|u| sh.owns(u))
+                    .cloned()
+                    .collect(),
+                ..options.clone()
+            };
+            &sharded
+        }
+        None => options,
+    };
     let mut candidates = walk.candidates;
     // Largest first: the biggest jobs enter the queue first (see `schedule`).
     candidates.sort_by(|a, b| {
@@ -560,7 +591,7 @@ pub fn scan(
         queue: &queue,
         progress,
         cancel,
-        whole_file: whole_file_algorithms(&options.check),
+        whole_file: required_whole_file(&options.check),
         boards: options
             .check
             .device

@@ -16,12 +16,14 @@
 //!   `--ca-file`. A certificate the verifier refuses is reported as exactly that,
 //!   "<host>'s certificate was not trusted: <reason>", never as a network failure, and is
 //!   not retried.
-//! - Redirects: at most [`MAX_REDIRECTS`], and never from https to plain http (that would
-//!   hand the answer to anyone on the path). Plain http is only ever used when the user
-//!   gave an http URL.
+//! - Redirects: at most [`MAX_REDIRECTS`], and only to the scheme of the URL given: never
+//!   from https to plain http (that would hand the answer to anyone on the path). Plain
+//!   http is only ever used when the user gave an http URL. The remote file client
+//!   (`remote/client.rs`) is built by the same [`client_builder`]: one policy, one trust.
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{tls, SigningError};
@@ -37,12 +39,90 @@ const RETRY_PAUSE: Duration = Duration::from_millis(150);
 /// a moved endpoint, more is a loop.
 pub(crate) const MAX_REDIRECTS: usize = 5;
 
+/// The most bytes of network answers held in memory at once by the whole process: TSS
+/// and ipsw.me bodies, and a remote file's fetched tail, directory and manifests
+/// (`remote/client.rs`). Each exchange has its own cap (8 MiB a signing answer, 32 MiB a
+/// remote directory); this one is for their sum. `scan` runs eight remote checks, and a
+/// check up to eight TSS queries, at once: eight hostile answers just under their caps
+/// would otherwise add up to 256 MiB and more, against a goal of 100 MB for the whole
+/// process. Honest answers are tiny beside it (a TSS answer a few KiB, a device page a
+/// few hundred, a remote check's reads about 1 MiB), so only hostile ones ever meet it.
+pub(crate) const MAX_HELD_BYTES: u64 = 48 << 20;
+
+/// Bytes counted against [`MAX_HELD_BYTES`] now.
+static HELD_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of network answers held in memory, counted against [`MAX_HELD_BYTES`] (with
+/// every other `Held` of the process) until it is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    bytes: u64,
+}
+
+/// The budget cannot hold `want` more bytes: `in_use` are held already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OverBudget {
+    pub want: u64,
+    pub in_use: u64,
+}
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} more bytes would exceed ipswcheck's {} MiB budget for network answers held \
+             in memory at once ({} in use)",
+            self.want,
+            MAX_HELD_BYTES >> 20,
+            self.in_use
+        )
+    }
+}
+
+impl Held {
+    /// Count `n` more bytes, unless that would take the process past
+    /// [`MAX_HELD_BYTES`] (then nothing is counted).
+    pub fn grow(&mut self, n: u64) -> Result<(), OverBudget> {
+        let mut now = HELD_BYTES.load(Ordering::Relaxed);
+        loop {
+            let next = now
+                .checked_add(n)
+                .filter(|&v| v <= MAX_HELD_BYTES)
+                .ok_or(OverBudget {
+                    want: n,
+                    in_use: now,
+                })?;
+            match HELD_BYTES.compare_exchange_weak(now, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(current) => now = current,
+            }
+        }
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// Bytes this one holds.
+    #[cfg(test)]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD_BYTES.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// An HTTP answer: any status, the (capped) body, and how long it took.
 #[derive(Debug)]
 pub(crate) struct HttpAnswer {
     pub status: u16,
     pub body: Vec<u8>,
     pub elapsed: Duration,
+    /// The body's bytes, counted against [`MAX_HELD_BYTES`] while the answer lives
+    /// (given back when it is dropped).
+    pub _held: Held,
 }
 
 pub(crate) struct Http {
@@ -54,21 +134,9 @@ impl Http {
     /// `ca_file`: a PEM file of extra roots (`--ca-file`), trusted besides the platform's
     /// roots and Apple's (see `tls.rs`).
     pub fn new(direct: bool, ca_file: Option<&Path>) -> Result<Self, SigningError> {
-        let client_error = |e: &reqwest::Error| SigningError::Client(error_chain(e));
-        let mut anchors = Vec::new();
-        let roots = tls::extra_roots(ca_file).map_err(|e| SigningError::Client(e.to_string()))?;
-        for der in roots {
-            anchors.push(reqwest::Certificate::from_der(&der).map_err(|e| client_error(&e))?);
-        }
-        // Platform roots plus ours: reqwest hands both to rustls-platform-verifier
-        // (`Verifier::new_with_extra_roots`). Verification itself is never configurable.
-        let mut builder = reqwest::blocking::Client::builder()
-            .tls_certs_merge(anchors)
-            .redirect(redirect_policy());
-        if direct {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().map_err(|e| client_error(&e))?;
+        let client = client_builder(direct, ca_file)
+            .and_then(|b| b.build().map_err(|e| error_chain(&e)))
+            .map_err(SigningError::Client)?;
         Ok(Http { client })
     }
 
@@ -157,49 +225,96 @@ fn read_answer(
         url: url.to_owned(),
         limit: MAX_BODY,
     };
-    if response.content_length().is_some_and(|n| n > MAX_BODY) {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
-    // The request's timeout still runs while the body streams in.
-    response
-        .take(MAX_BODY + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| SigningError::Network {
-            url: url.to_owned(),
-            reason: if is_timeout(&e) {
-                no_answer_within(timeout)
-            } else {
-                format!("the answer broke off: {}", io_error_chain(&e))
-            },
-        })?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(too_large());
+    let failed = |reason: String| SigningError::Network {
+        url: url.to_owned(),
+        reason,
+    };
+    // Read in chunks, each counted against the process-wide budget before it is kept.
+    let mut held = Held::default();
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY) as usize);
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut reader = response.take(MAX_BODY + 1);
+    loop {
+        // The request's timeout still runs while the body streams in.
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => return Err(failed(no_answer_within(timeout))),
+            Err(e) => {
+                return Err(failed(format!(
+                    "the answer broke off: {}",
+                    io_error_chain(&e)
+                )))
+            }
+        };
+        if (body.len() + n) as u64 > MAX_BODY {
+            return Err(too_large());
+        }
+        held.grow(n as u64).map_err(|e| failed(e.to_string()))?;
+        body.extend_from_slice(&chunk[..n]);
     }
     Ok(HttpAnswer {
         status,
         body,
         elapsed: start.elapsed(),
+        _held: held,
     })
 }
 
-/// The redirect policy of every signing request: at most [`MAX_REDIRECTS`] hops, none
-/// from https to http.
+/// The builder of every HTTP client of ipswcheck — signing queries (TSS, ipsw.me) and
+/// remote files (`ipswcheck URL`, `fetch`): one trust store and one redirect policy.
+///
+/// Trust: the platform's roots plus Apple's and the user's `--ca-file` (`tls.rs`);
+/// reqwest hands both to rustls-platform-verifier (`Verifier::new_with_extra_roots`).
+/// Verification itself is never configurable. `direct`: ignore proxy variables (every
+/// endpoint is on loopback, which no proxy can reach). The error is one line.
+pub(crate) fn client_builder(
+    direct: bool,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::blocking::ClientBuilder, String> {
+    let mut anchors = Vec::new();
+    for der in tls::extra_roots(ca_file).map_err(|e| e.to_string())? {
+        anchors.push(reqwest::Certificate::from_der(&der).map_err(|e| error_chain(&e))?);
+    }
+    let mut builder = reqwest::blocking::Client::builder()
+        .tls_certs_merge(anchors)
+        .redirect(redirect_policy());
+    if direct {
+        builder = builder.no_proxy();
+    }
+    Ok(builder)
+}
+
+/// The redirect policy of every request: at most [`MAX_REDIRECTS`] hops, each to the
+/// scheme of the URL the user gave. Never from https to plain http: that would hand the
+/// request and its answer to anyone on the path (and a forged "signed" or a forged file
+/// with it). Not from http to https either: the user chose the scheme, and an https URL
+/// given directly is the one that is checked end to end.
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
-        let downgrade = attempt.url().scheme() != "https"
-            && attempt.previous().iter().any(|u| u.scheme() == "https");
-        if downgrade {
+        let given = attempt
+            .previous()
+            .first()
+            .map(|u| u.scheme().to_owned())
+            .unwrap_or_default();
+        if attempt.url().scheme() != given {
             let from = attempt
                 .previous()
                 .last()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            let message = format!(
-                "refused a redirect from {from} to {}: ipswcheck never follows a redirect \
-                 from https to plain http",
-                attempt.url()
-            );
+            let why = if given == "https" {
+                "ipswcheck never follows a redirect from https to plain http"
+            } else {
+                "ipswcheck follows redirects only within the scheme of the URL given \
+                 (give the https URL instead)"
+            };
+            let message = format!("refused a redirect from {from} to {}: {why}", attempt.url());
             attempt.error(message)
         } else if attempt.previous().len() > MAX_REDIRECTS {
             let first = attempt
@@ -341,6 +456,23 @@ mod tests {
     /// io::Error(InvalidData) around the rustls error.
     fn wrapped(tls: rustls::Error) -> std::io::Error {
         std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls))
+    }
+
+    #[test]
+    fn the_budget_counts_every_holder_and_gives_back_on_drop() {
+        // Other tests of this process may hold some: measure from here, with room.
+        let mut a = Held::default();
+        a.grow(1 << 20).unwrap();
+        let mut b = Held::default();
+        let e = b.grow(MAX_HELD_BYTES).unwrap_err();
+        assert_eq!(e.want, MAX_HELD_BYTES);
+        assert!(e.in_use >= 1 << 20, "{e:?}");
+        assert!(e.to_string().contains("48 MiB budget"), "{e}");
+        assert_eq!(b.bytes(), 0, "a refused grow counts nothing");
+        drop(a);
+        let mut c = Held::default();
+        c.grow(0).unwrap();
+        assert_eq!(c.bytes(), 0);
     }
 
     #[test]

@@ -179,6 +179,10 @@ pub struct SigningOptions {
     pub ca_file: Option<PathBuf>,
     /// `--tss-dump DIR`: save every TSS request and answer there.
     pub tss_dump: Option<PathBuf>,
+    /// A real device (`--device auto`, `--ecid`): requests carry its ECID, answers are
+    /// neither read from nor written to the cache (they are about this device), and the
+    /// verdict names it ("Apple will sign 15.8 for this iPhone (ECID …)").
+    pub personal: Option<tss::PersonalDevice>,
 }
 
 impl Default for SigningOptions {
@@ -193,6 +197,7 @@ impl Default for SigningOptions {
             hosts_file: default_hosts_file(),
             ca_file: None,
             tss_dump: None,
+            personal: None,
         }
     }
 }
@@ -430,6 +435,9 @@ impl SigningSession {
             .collect();
 
         let mut check = summarize(&manifest.build, identities, &answers);
+        if let Some(personal) = &self.opts.personal {
+            personalize(&mut check, &manifest.product_version, personal);
+        }
         if let Some(fw) = ipswme {
             check.ipswme_signed = Some(fw.signed);
             check.ipswme_sha1 = fw.sha1();
@@ -523,7 +531,9 @@ impl SigningSession {
 
     fn ask_tss(&self, key: &TssKey, identity: &BuildIdentity, deadline: Instant) -> IdentityAnswer {
         let now = SystemTime::now();
-        if let (Some(cache), false) = (&self.cache, self.opts.refresh) {
+        // A personal answer is about this device: no board-level answer stands in for it.
+        let cache = self.cache.as_ref().filter(|_| self.opts.personal.is_none());
+        if let (Some(cache), false) = (cache, self.opts.refresh) {
             if let Some(hit) = cache.get_tss(key, &self.opts.tss_url, now) {
                 return hit;
             }
@@ -540,7 +550,7 @@ impl SigningSession {
             },
             Err(e) => unknown_now(&e.to_string()),
         };
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = cache {
             // Best effort: a cache we cannot write only costs a query next time.
             let _ = cache.put_tss(key, &self.opts.tss_url, &answer);
         }
@@ -771,6 +781,35 @@ fn summarize(
         cached,
         hosts_redirects: Vec::new(),
         ipswme_sha1: None,
+    }
+}
+
+/// Say the verdict for the device itself: "Apple will sign 15.8 for this iPhone (ECID
+/// 0x…)" — Finder's question, asked with the device's ECID.
+fn personalize(check: &mut SigningCheck, version: &str, personal: &tss::PersonalDevice) {
+    let who = format!(
+        "this {} (ECID {})",
+        personal.kind,
+        crate::usb::format_ecid(personal.ecid)
+    );
+    let version = crate::render::escape(version);
+    match check.status {
+        SigningStatus::Signed => {
+            check.message =
+                format!("Apple will sign {version} for {who}: TSS issued a ticket for its ECID.");
+        }
+        SigningStatus::NotSigned => {
+            let detail = check
+                .message
+                .split_once(" (")
+                .and_then(|(_, rest)| rest.rsplit_once("): "))
+                .map_or(String::new(), |(d, _)| format!(" ({d})"));
+            check.message = format!(
+                "Apple will not sign {version} for {who}{detail}: a restore would fail with \
+                 error 3194."
+            );
+        }
+        _ => check.message.push_str(&format!(" (asked for {who})")),
     }
 }
 

@@ -93,6 +93,68 @@ impl RequestDevice {
     }
 }
 
+/// A real device to personalize the request for (`--device auto`, `--ecid`): the request
+/// is then the one Finder or idevicerestore sends for this phone — its `ApECID` — with
+/// the device's own nonces only when the user gave them (`--ap-nonce`). Apple's answer
+/// ("will it sign this build for this device") is the same with any nonce; a nonce
+/// matters only to a ticket someone means to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalDevice {
+    /// The device's ECID (`ApECID`).
+    pub ecid: u64,
+    /// The device's ApNonce (Recovery/DFU `NONC`), when the user asked for it.
+    pub ap_nonce: Option<Vec<u8>>,
+    /// The device's SEP nonce (`SNON`), when the user asked for it.
+    pub sep_nonce: Option<Vec<u8>>,
+    /// "iPhone", "iPad", …: the verdict says "for this iPhone".
+    pub kind: String,
+}
+
+impl RequestDevice {
+    /// The device values for `personal` and `identity`: its ECID, and its nonces when
+    /// given — checked against the lengths the chip uses — else random ones, as
+    /// [`RequestDevice::random_for`] draws them.
+    pub fn personal_for(
+        identity: &BuildIdentity,
+        personal: &PersonalDevice,
+    ) -> Result<Self, RequestError> {
+        let random = Self::random_for(identity).map_err(|e| RequestError::Random(e.to_string()))?;
+        let want = identity.chip_id.map_or(32, ap_nonce_len);
+        if let Some(nonce) = &personal.ap_nonce {
+            if nonce.len() != want {
+                return Err(RequestError::BadNonce(format!(
+                    "the ApNonce given has {} bytes; chip {:#06x} uses {want}",
+                    nonce.len(),
+                    identity.chip_id.unwrap_or(0)
+                )));
+            }
+        }
+        if let Some(nonce) = &personal.sep_nonce {
+            if nonce.len() != SEP_NONCE_LEN {
+                return Err(RequestError::BadNonce(format!(
+                    "the SEP nonce given has {} bytes, not {SEP_NONCE_LEN}",
+                    nonce.len()
+                )));
+            }
+        }
+        Ok(RequestDevice {
+            ecid: personal.ecid,
+            ap_nonce: personal.ap_nonce.clone().unwrap_or(random.ap_nonce),
+            sep_nonce: personal.sep_nonce.clone().unwrap_or(random.sep_nonce),
+        })
+    }
+}
+
+/// [`try_build_tss_request`] for a real device: its ECID (and nonces when given).
+pub fn try_build_personal_request(
+    identity: &BuildIdentity,
+    personal: &PersonalDevice,
+) -> Result<Dictionary, RequestError> {
+    let device = RequestDevice::personal_for(identity, personal)?;
+    let uuid = random_uuid().map_err(|e| RequestError::Random(e.to_string()))?;
+    build_tss_request_for(identity, &device, &uuid)
+}
+
 /// Why no request can be built for an identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -101,6 +163,9 @@ pub enum RequestError {
     MissingFields(String),
     #[error("could not draw random nonces: {0}")]
     Random(String),
+    /// A nonce the user gave does not fit the device's chip.
+    #[error("{0}")]
+    BadNonce(String),
 }
 
 /// Build the TSS request for `identity`, with a random ECID, UUID and nonces.
@@ -536,7 +601,11 @@ pub(crate) fn query(
         source: Some("tss"),
     };
     let unknown = |detail: String| answer(SigningStatus::Unknown, None, detail);
-    let request = match try_build_tss_request(identity) {
+    let built = match &opts.personal {
+        Some(personal) => try_build_personal_request(identity, personal),
+        None => try_build_tss_request(identity),
+    };
+    let request = match built {
         Ok(r) => r,
         Err(e) => return unknown(e.to_string()),
     };

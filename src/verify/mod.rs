@@ -37,8 +37,13 @@ use crate::digest::{to_hex, DigestAlgorithm, Hasher};
 use crate::img4::{self, Container};
 use crate::manifest::{BuildIdentity, ManifestComponent};
 
+mod count;
 mod pipeline;
+mod shortcut;
+use count::PlanProgress;
 use pipeline::Hub;
+use shortcut::{Shortcut, Stop};
+pub use shortcut::{TrustSource, TrustedDigest};
 
 /// The result for one component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -113,6 +118,9 @@ pub struct Verification {
     pub entries_checked: usize,
     /// The check was cancelled before it finished.
     pub cancelled: bool,
+    /// The whole file matched this trusted digest, so the components not hashed by then
+    /// are reported covered by it ([`shortcut`]).
+    pub covered_by: Option<TrustedDigest>,
 }
 
 /// What to do besides reading the directory.
@@ -122,6 +130,12 @@ pub struct VerifyOptions {
     pub hash: bool,
     /// Whole-file digests to compute alongside (`--sha1`, `--sha256`, ipsw.me's SHA-1).
     pub whole_file: Vec<DigestAlgorithm>,
+    /// A trusted whole-file digest is known (`trusted`) or may arrive while the check
+    /// runs ([`VerifyPlan::trust`]): hash the whole file first and, once it matches,
+    /// stop the components and report them covered ([`shortcut`]).
+    pub shortcut: bool,
+    /// The trusted whole-file digest known before the check (`--sha1`/`--sha256`).
+    pub trusted: Option<TrustedDigest>,
 }
 
 /// A digest to compute over one entry: the algorithm, and the type to retag an IM4P to.
@@ -172,8 +186,12 @@ pub struct VerifyPlan<'a> {
     options: VerifyOptions,
     outcomes: Vec<OnceLock<JobOutcome>>,
     job_entries: Vec<Option<usize>>,
-    /// Bytes of this plan read so far (per-file progress lines).
-    done: AtomicU64,
+    /// Bytes of this plan read so far (per-file progress lines), each counted once.
+    done: PlanProgress,
+    shortcut: Shortcut,
+    /// Bytes the `.bbfw` members of this file may still inflate to, across all of its
+    /// baseband archives ([`MAX_BASEBAND_TOTAL`]).
+    baseband_budget: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +208,9 @@ enum BasebandOutcome {
     Hashed(Vec<u8>),
     NotFound,
     Unreadable(String),
+    /// A member no Apple baseband archive has (one inflating past
+    /// [`MAX_BASEBAND_MEMBER`]): it is not the member Apple hashed.
+    Crafted(String),
 }
 
 #[derive(Debug, Clone)]
@@ -255,14 +276,10 @@ impl<'a> VerifyPlan<'a> {
                     work.insert(i, EntryWork::default());
                 }
             }
-            let index: HashMap<&str, usize> = archive
-                .entries()
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (e.name.as_str(), i))
-                .collect();
             for check in &checks {
-                let Some(&i) = check.path.as_deref().and_then(|p| index.get(p)) else {
+                // Exact names only: `Archive::index_of` never answers with a directory
+                // or with a name whose bytes are not the Path's (class 8 of issue 14).
+                let Some(i) = check.path.as_deref().and_then(|p| archive.index_of(p)) else {
                     continue;
                 };
                 let w = work.entry(i).or_default();
@@ -282,6 +299,19 @@ impl<'a> VerifyPlan<'a> {
             job_entries.push(None);
         }
         let outcomes = job_entries.iter().map(|_| OnceLock::new()).collect();
+        let shortcut = Shortcut::default();
+        if let (true, Some(t)) = (options.shortcut, &options.trusted) {
+            shortcut.expect(t.clone());
+        }
+        let entry_bytes: u64 = work
+            .keys()
+            .map(|&i| archive.entries()[i].compressed_size)
+            .sum();
+        let total = match (work.is_empty(), job_entries.is_empty()) {
+            (false, _) => entry_bytes,
+            (true, false) => archive.len(),
+            (true, true) => 0,
+        };
         VerifyPlan {
             archive,
             checks,
@@ -289,13 +319,29 @@ impl<'a> VerifyPlan<'a> {
             options,
             outcomes,
             job_entries,
-            done: AtomicU64::new(0),
+            done: PlanProgress::new(total, archive.len()),
+            shortcut,
+            baseband_budget: AtomicU64::new(MAX_BASEBAND_TOTAL),
         }
     }
 
-    /// Bytes of this plan read so far.
+    /// A trusted whole-file digest learnt while the check runs (ipsw.me's SHA-1, from
+    /// the signing thread): if the file matches it, the components still hashing stop
+    /// and are reported covered. Ignored unless the plan was made with `shortcut`.
+    pub fn trust(&self, trusted: TrustedDigest) {
+        if self.options.shortcut && self.options.hash {
+            self.shortcut.expect(trusted);
+        }
+    }
+
+    /// The whole-file job runs first: it is the one that can make the others moot.
+    fn runs_first(&self, job: Option<usize>) -> bool {
+        job.is_none() && self.options.shortcut
+    }
+
+    /// Bytes of this plan read so far, each counted once.
     pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
+        self.done.shown()
     }
 
     /// The archive this plan verifies.
@@ -303,10 +349,11 @@ impl<'a> VerifyPlan<'a> {
         self.archive
     }
 
-    /// Bytes the run will read: compressed sizes of the entries, plus the whole file
-    /// once when a whole-file digest was asked for. The unit of the progress counter.
+    /// Bytes of the file the run reads, each counted once however many passes read it
+    /// (the entries' compressed sizes; the whole-file digest reads the same bytes):
+    /// the total of the progress counter ([`count`]).
     pub fn total_work(&self) -> u64 {
-        self.job_entries.iter().map(|job| self.job_cost(*job)).sum()
+        self.done.total()
     }
 
     fn job_cost(&self, job: Option<usize>) -> u64 {
@@ -368,20 +415,45 @@ impl<'a> VerifyPlan<'a> {
         let progress = Counters {
             global,
             local: &self.done,
+            whole: self.job_entries[job].is_none(),
         };
         let outcome = match self.job_entries[job] {
             Some(i) => {
                 let archive: &'h Archive = self.archive;
                 let entry = &archive.entries()[i];
-                process_entry(archive, entry, &self.work[&i], progress, cancel, None, role)
+                let stop = if self.options.shortcut {
+                    Stop::or_covered(cancel, &self.shortcut.covered)
+                } else {
+                    Stop::plain(cancel)
+                };
+                let budget = &self.baseband_budget;
+                process_entry(
+                    archive,
+                    entry,
+                    &self.work[&i],
+                    budget,
+                    progress,
+                    stop,
+                    None,
+                    role,
+                )
             }
-            None => JobOutcome::WholeFile(hash_whole_file(
-                self.archive.bytes(),
-                &self.options.whole_file,
-                progress,
-                cancel,
-                role,
-            )),
+            None => {
+                let result = hash_whole_file(
+                    self.archive.bytes(),
+                    &self.options.whole_file,
+                    progress,
+                    cancel,
+                    role,
+                );
+                if let Ok(digests) = &result {
+                    self.shortcut.computed(digests);
+                    if self.shortcut.covered.load(Ordering::Acquire) {
+                        self.done.complete(global);
+                    }
+                }
+                JobOutcome::WholeFile(result)
+            }
         };
         let _ = self.outcomes[job].set(outcome);
     }
@@ -393,6 +465,11 @@ impl<'a> VerifyPlan<'a> {
             hashed: self.options.hash,
             ..Verification::default()
         };
+        // Jobs stopped because the whole file matched a trusted digest are not
+        // "cancelled": their bytes are Apple's, CRC-32s included.
+        let covering = self.shortcut.covering();
+        let stopped_by_cover =
+            |e: &Option<EntryError>| covering.is_some() && matches!(e, Some(EntryError::Cancelled));
         let mut by_entry: HashMap<usize, &JobOutcome> = HashMap::new();
         for (job, slot) in self.job_entries.iter().zip(&self.outcomes) {
             match (job, slot.get()) {
@@ -400,6 +477,7 @@ impl<'a> VerifyPlan<'a> {
                     by_entry.insert(*i, outcome);
                 }
                 (None, Some(JobOutcome::WholeFile(Ok(digests)))) => v.whole_file = digests.clone(),
+                (Some(_), None) if covering.is_some() => v.entries_checked += 1,
                 (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled)))) | (_, None) => {
                     v.cancelled = true
                 }
@@ -409,6 +487,7 @@ impl<'a> VerifyPlan<'a> {
         for (&i, outcome) in &by_entry {
             if let JobOutcome::Entry { error, .. } = outcome {
                 match error {
+                    _ if stopped_by_cover(error) => v.entries_checked += 1,
                     Some(EntryError::Cancelled) => v.cancelled = true,
                     Some(e) => {
                         v.entries_checked += 1;
@@ -474,6 +553,15 @@ impl<'a> VerifyPlan<'a> {
                 _ if !self.options.hash => {
                     finding.reason = Some("present; not hashed (--quick)".into());
                 }
+                _ if covering.is_some()
+                    && entry_index.is_none_or(|i| match by_entry.get(&i) {
+                        Some(JobOutcome::Entry { error, .. }) => stopped_by_cover(error),
+                        _ => true,
+                    }) =>
+                {
+                    finding.status = ComponentStatus::Ok;
+                    finding.reason = covering.as_ref().map(TrustedDigest::covered_reason);
+                }
                 Rule::Digest(req) => {
                     let expected = check.expected.as_deref().unwrap_or_default();
                     let outcome = entry_index.and_then(|i| by_entry.get(&i));
@@ -487,6 +575,7 @@ impl<'a> VerifyPlan<'a> {
             }
             v.components.push(finding);
         }
+        v.covered_by = covering;
         v
     }
 }
@@ -595,6 +684,10 @@ fn judge_baseband(
                 "no member of the baseband archive could be identified as {prefix}"
             ));
         }
+        Some(BasebandOutcome::Crafted(why)) => {
+            finding.status = ComponentStatus::Mismatch;
+            finding.reason = Some(format!("the baseband archive is not Apple's: {why}"));
+        }
         Some(BasebandOutcome::Unreadable(why)) => {
             finding.status = if error.is_some() {
                 ComponentStatus::Mismatch
@@ -679,46 +772,10 @@ fn rules_for(c: &ManifestComponent) -> Vec<(String, Option<Vec<u8>>, Rule)> {
     one(Rule::Digest(DigestRequest { algorithm, retag }))
 }
 
-/// The digest of a component file: [`Hasher`], except SHA-384 through OpenSSL when
-/// built with the `openssl` feature (0.88 vs 0.61 GB/s here, and SHA-384 of the OS image
-/// is what bounds a check of a stored-DMG IPSW: BENCHMARKS.md). Off by default: it
-/// needs libssl-dev to build and libssl at run time.
-enum ComponentHasher {
-    Rust(Hasher),
-    #[cfg(feature = "openssl")]
-    OpensslSha384(openssl::sha::Sha384),
-}
-
-impl ComponentHasher {
-    fn new(algorithm: DigestAlgorithm) -> Self {
-        #[cfg(feature = "openssl")]
-        if algorithm == DigestAlgorithm::Sha384 {
-            return ComponentHasher::OpensslSha384(openssl::sha::Sha384::new());
-        }
-        ComponentHasher::Rust(algorithm.hasher())
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            ComponentHasher::Rust(h) => h.update(data),
-            #[cfg(feature = "openssl")]
-            ComponentHasher::OpensslSha384(h) => h.update(data),
-        }
-    }
-
-    fn finish(self) -> Vec<u8> {
-        match self {
-            ComponentHasher::Rust(h) => h.finish(),
-            #[cfg(feature = "openssl")]
-            ComponentHasher::OpensslSha384(h) => h.finish().to_vec(),
-        }
-    }
-}
-
 /// A running digest over a window of the stream, with an optional 4-byte overwrite.
 struct Sink {
     request: DigestRequest,
-    hasher: ComponentHasher,
+    hasher: Hasher,
     start: u64,
     end: u64,
     patch: Option<(u64, [u8; 4])>,
@@ -747,7 +804,7 @@ impl Sink {
         };
         Sink {
             request,
-            hasher: ComponentHasher::new(request.algorithm),
+            hasher: request.algorithm.hasher(),
             start,
             end,
             patch,
@@ -877,17 +934,19 @@ impl Digester {
     }
 }
 
-/// The progress counters one job adds to: the whole run's and its plan's.
+/// The progress counters one job adds to: the whole run's and its plan's, which counts
+/// the bytes the two passes share once ([`count`]).
 #[derive(Clone, Copy)]
 struct Counters<'p> {
     global: &'p AtomicU64,
-    local: &'p AtomicU64,
+    local: &'p PlanProgress,
+    /// The job is the whole-file digest (the second pass over the same bytes).
+    whole: bool,
 }
 
 impl Counters<'_> {
     fn add(&self, n: u64) {
-        self.global.fetch_add(n, Ordering::Relaxed);
-        self.local.fetch_add(n, Ordering::Relaxed);
+        self.local.add(self.global, n, self.whole);
     }
 }
 
@@ -913,12 +972,14 @@ impl Role<'_, '_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn process_entry<'a>(
     archive: &'a Archive,
     entry: &'a Entry,
     work: &EntryWork,
+    baseband_budget: &AtomicU64,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
     gate: Option<&WrittenGate<'_>>,
     role: Role<'_, 'a>,
 ) -> JobOutcome {
@@ -946,7 +1007,7 @@ fn process_entry<'a>(
             digester: &mut digester,
             cancel,
         };
-        baseband = hash_baseband_members(&mut tee, &work.baseband);
+        baseband = hash_baseband_members(&mut tee, &work.baseband, baseband_budget);
         // What the inner-zip parser left in the read buffer still belongs to the digests.
         digester.feed(stream.take_pending());
         stream_digests(&mut stream, &mut digester, progress, cancel, gate, role)
@@ -969,7 +1030,7 @@ fn stream_digests(
     stream: &mut EntryStream<'_>,
     digester: &mut Digester,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
     gate: Option<&WrittenGate<'_>>,
     role: Role<'_, '_>,
 ) -> Result<(), EntryError> {
@@ -1006,7 +1067,7 @@ fn stream_pipelined<'a>(
     digester: Digester,
     hub: &Hub<'a>,
     progress: Counters<'_>,
-    cancel: &AtomicBool,
+    cancel: Stop<'_>,
 ) -> (Result<(), EntryError>, Digester) {
     let lane = hub.open(digester);
     let deflated = !stream.is_stored();
@@ -1042,7 +1103,7 @@ fn stream_pipelined<'a>(
 struct Tee<'s, 'a> {
     stream: &'s mut EntryStream<'a>,
     digester: &'s mut Digester,
-    cancel: &'s AtomicBool,
+    cancel: Stop<'s>,
 }
 
 impl Read for Tee<'_, '_> {
@@ -1056,15 +1117,31 @@ impl Read for Tee<'_, '_> {
     }
 }
 
-/// The most bytes one `.bbfw` member may inflate to (real ones are a few megabytes).
-const MAX_BASEBAND_MEMBER: u64 = 1 << 30;
+/// The most bytes one `.bbfw` member may inflate to. Real members are a few megabytes
+/// (the largest, the modem image, tens); the outer entry is bounded by its declared
+/// size, but what a member inside it inflates to is not.
+const MAX_BASEBAND_MEMBER: u64 = 256 << 20;
+/// The most bytes all `.bbfw` members of one file may inflate to together: a crafted
+/// baseband archive can repeat a member, and a crafted manifest can name many baseband
+/// archives. Inflating and hashing 2 GiB costs about 4 s of one core (FIRMWARE.md §6);
+/// a real file needs a few hundred megabytes at most. Past it the members left are
+/// unverifiable, not mismatched: a real file could in principle need more.
+const MAX_BASEBAND_TOTAL: u64 = 2 << 30;
 
 /// Hash the `.bbfw` members named by `*-DownloadDigest` keys, reading the inner zip
 /// front to back (its local headers) so the outer entry is still read only once.
 /// A member is identified by its file stem: `ACDB` → `acdb.mbn` (verified on Mav21).
+///
+/// Bounded: a member is inflated only when a key names it, at most once per key (the
+/// first member with the stem is the one judged; later ones are skipped without being
+/// inflated: a crafted archive could repeat a bomb under one name), to at most
+/// [`MAX_BASEBAND_MEMBER`] bytes (more is not Apple's member: a mismatch), and within
+/// `budget` (what is left of [`MAX_BASEBAND_TOTAL`] for the file). Members nobody asks for are skipped over
+/// their compressed bytes without inflating them.
 fn hash_baseband_members(
     reader: &mut impl Read,
     wanted: &BTreeMap<String, DigestAlgorithm>,
+    budget: &AtomicU64,
 ) -> HashMap<String, BasebandOutcome> {
     let mut found: HashMap<String, BasebandOutcome> = HashMap::new();
     let mut failure = None;
@@ -1089,6 +1166,12 @@ fn hash_baseband_members(
                     drop(member);
                     continue;
                 };
+                if found.contains_key(prefix) {
+                    // The first member of that name was hashed and is judged; a crafted
+                    // archive repeating a bomb under the same name gets no second pass.
+                    drop(member);
+                    continue;
+                }
                 let mut hasher = algorithm.hasher();
                 let mut buf = vec![0u8; 64 << 10];
                 let mut total = 0u64;
@@ -1098,10 +1181,18 @@ fn hash_baseband_members(
                         Ok(n) => {
                             total += n as u64;
                             if total > MAX_BASEBAND_MEMBER {
-                                // Real members are a few MB; the outer entry is bounded by
-                                // its declared size, but an inner member is not.
+                                break BasebandOutcome::Crafted(format!(
+                                    "{name:?} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
+                                ));
+                            }
+                            let charged =
+                                budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                                    left.checked_sub(n as u64)
+                                });
+                            if charged.is_err() {
                                 break BasebandOutcome::Unreadable(format!(
-                                    "{name} inflates beyond {MAX_BASEBAND_MEMBER} bytes"
+                                    "its members inflate beyond the {MAX_BASEBAND_TOTAL} bytes \
+                                     ipswcheck reads from the baseband archives of one file"
                                 ));
                             }
                             hasher.update(&buf[..n]);
@@ -1109,7 +1200,10 @@ fn hash_baseband_members(
                         Err(e) => break BasebandOutcome::Unreadable(e.to_string()),
                     }
                 };
-                if matches!(outcome, BasebandOutcome::Unreadable(_)) {
+                if matches!(
+                    outcome,
+                    BasebandOutcome::Unreadable(_) | BasebandOutcome::Crafted(_)
+                ) {
                     found.insert(prefix.clone(), outcome);
                     failure = Some("a member could not be read".into());
                     break;
@@ -1200,7 +1294,12 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
                 .map(move |(j, job)| (p, j, plan.job_estimate(*job)))
         })
         .collect();
-    queue.sort_by_key(|&(_, _, cost)| std::cmp::Reverse(cost));
+    // A whole-file digest that may cover the components goes first ([`shortcut`]);
+    // then costliest first.
+    queue.sort_by_key(|&(p, j, cost)| {
+        let first = plans[p].runs_first(plans[p].job_entries[j]);
+        (std::cmp::Reverse(first), std::cmp::Reverse(cost))
+    });
     let workers = rayon::current_num_threads().min(queue.len()).max(1);
     // Estimated work from each position of the queue to its end.
     let mut left: Vec<u64> = queue
@@ -1281,6 +1380,7 @@ pub fn run_plan_as_written(
                 let counters = Counters {
                     global: progress,
                     local: &plan.done,
+                    whole: true,
                 };
                 let mut hashers: Vec<(DigestAlgorithm, Hasher)> = plan
                     .options
@@ -1347,10 +1447,21 @@ pub fn run_plan_as_written(
                 let counters = Counters {
                     global: progress,
                     local: &plan.done,
+                    whole: false,
                 };
                 let gate = progressive.then_some(&gate);
-                let outcome =
-                    process_entry(archive, entry, work, counters, cancel, gate, Role::Alone);
+                let stop = Stop::plain(cancel);
+                let budget = &plan.baseband_budget;
+                let outcome = process_entry(
+                    archive,
+                    entry,
+                    work,
+                    budget,
+                    counters,
+                    stop,
+                    gate,
+                    Role::Alone,
+                );
                 let _ = plan.outcomes[job].set(outcome);
             });
         }

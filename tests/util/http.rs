@@ -320,3 +320,186 @@ pub fn refused_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
+
+/// A test-only root CA (rcgen), for HTTPS loopback servers the binary trusts through
+/// `--ca-file` and nothing else.
+pub struct TestCa {
+    pub issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap())
+                .unwrap(),
+        }
+    }
+
+    /// The root certificate as PEM, written to `dir/name`.
+    pub fn write_pem(&self, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, pem("CERTIFICATE", self.issuer.der())).unwrap();
+        path
+    }
+
+    /// A server certificate for `names`, signed by this CA, and its key.
+    pub fn server_cert(&self, names: &[&str]) -> ServerCert {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ipswcheck test server");
+        params.is_ca = IsCa::NoCa;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key)
+    }
+}
+
+/// A server certificate and its private key.
+pub type ServerCert = (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// PEM armour (RFC 7468) around `der`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A TLS server configuration presenting `cert`.
+pub fn tls_config(cert: ServerCert) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.0], cert.1)
+            .unwrap(),
+    )
+}
+
+/// A byte stream a handler reads a request from and writes its answer to: a bare TCP
+/// connection or TLS over one.
+pub trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+impl Server {
+    /// HTTPS with `cert` on a fresh loopback port: each connection's handshake, then
+    /// `conn` with the TLS stream (on its own thread). Nothing is recorded.
+    pub fn tls(
+        cert: ServerCert,
+        conn: impl Fn(&mut dyn ReadWrite) + Send + Sync + 'static,
+    ) -> Server {
+        let config = tls_config(cert);
+        Server::raw(move |tcp| {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let Ok(session) = rustls::ServerConnection::new(Arc::clone(&config)) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(session, tcp);
+            conn(&mut tls);
+        })
+    }
+}
+
+/// How a test server sends an answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// All of it at once.
+    Serve,
+    /// The status line and headers one byte a second (then nothing more).
+    SlowHeaders,
+    /// The headers and the first `n` bytes of the body at once, then the rest one byte a
+    /// second, for as long as anyone listens.
+    Trickle(usize),
+}
+
+/// The byte range `start..end` of a file of `size` bytes that `request` asks for
+/// (`Range: bytes=…`; the whole file without one).
+pub fn asked_range(request: &Recorded, size: u64) -> (u64, u64) {
+    request
+        .header("range")
+        .and_then(|r| super::remote::parse_range(r, size))
+        .flatten()
+        .unwrap_or((0, size))
+}
+
+/// Answer with `range` of `bytes` (`206`, `Content-Range`, a strong ETag), at `pace`.
+pub fn answer_range(out: &mut dyn ReadWrite, bytes: &[u8], range: (u64, u64), pace: Pace) {
+    let body = &bytes[range.0 as usize..range.1 as usize];
+    let head = format!(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {}-{}/{}\r\n\
+         Content-Length: {}\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n",
+        range.0,
+        range.1 - 1,
+        bytes.len(),
+        body.len()
+    );
+    let slowly = |out: &mut dyn ReadWrite, bytes: &[u8]| {
+        for b in bytes {
+            if out.write_all(&[*b]).and_then(|()| out.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    match pace {
+        Pace::Serve => {
+            let _ = out
+                .write_all(head.as_bytes())
+                .and_then(|()| out.write_all(body))
+                .and_then(|()| out.flush());
+        }
+        Pace::SlowHeaders => slowly(out, head.as_bytes()),
+        Pace::Trickle(n) => {
+            let n = n.min(body.len());
+            if out
+                .write_all(head.as_bytes())
+                .and_then(|()| out.write_all(&body[..n]))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return;
+            }
+            slowly(out, &body[n..]);
+        }
+    }
+}

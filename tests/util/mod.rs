@@ -18,6 +18,8 @@ pub mod remote;
 pub mod robust;
 pub mod seeds;
 pub mod signing;
+#[cfg(unix)]
+pub mod usb;
 
 use std::ffi::OsStr;
 use std::fs::File;

@@ -111,7 +111,7 @@ impl FileServer {
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` → `start..end`; `None` when unsatisfiable.
-fn parse_range(spec: &str, size: u64) -> Option<Option<(u64, u64)>> {
+pub fn parse_range(spec: &str, size: u64) -> Option<Option<(u64, u64)>> {
     let spec = spec.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None; // multipart ranges: not supported, answered in full

@@ -598,8 +598,9 @@ pub fn xml(v: &Value) -> Vec<u8> {
     out
 }
 
-/// The sample manifest with 10,000 small Erase identities for the d101ap, each with its
-/// own UniqueBuildID and four components.
+/// The sample manifest with 2,000 small Erase identities for the d101ap, each with its
+/// own UniqueBuildID and four components: about 170,000 plist values, under the
+/// 200,000 a manifest may hold (10,000 identities, as this once made, are refused).
 pub fn ten_thousand_identities(items: &[RawItem], manifest: &Dictionary) -> Vec<u8> {
     let template = manifest["BuildIdentities"]
         .as_array()
@@ -635,7 +636,7 @@ pub fn ten_thousand_identities(items: &[RawItem], manifest: &Dictionary) -> Vec<
         comps.insert(name.into(), Value::Dictionary(slim));
     }
     small.insert("Manifest".into(), Value::Dictionary(comps));
-    let identities: Vec<Value> = (0..10_000u32)
+    let identities: Vec<Value> = (0..2_000u32)
         .map(|i| {
             let mut id = small.clone();
             id.insert(

@@ -158,6 +158,45 @@ pub fn mini_ipsw(options: ZipOptions, binary_manifest: bool) -> Vec<u8> {
     zip_in_memory(options, &entries).unwrap().0
 }
 
+/// A seed of the `remote_directory` target (decoded by `remote::fuzz_file`): `gap` zeros
+/// to insert at `at`, then `bytes`.
+pub fn remote_input(gap: u32, at: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = gap.to_le_bytes().to_vec();
+    out.extend_from_slice(&at.to_le_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// `zip` as a `remote_directory` seed; `far`: with a 65,535-byte comment of zeros (left
+/// to the decoder), so that its directory and zip64 record lie before the tail.
+pub fn remote_seed(mut zip: Vec<u8>, far: bool) -> Vec<u8> {
+    if !far {
+        return remote_input(0, 0, &zip);
+    }
+    let n = zip.len();
+    zip[n - 2..].copy_from_slice(&u16::MAX.to_le_bytes());
+    remote_input(u16::MAX.into(), n as u32, &zip)
+}
+
+/// A file whose zip64 record, at its start and before the tail, claims a terabyte of
+/// directory.
+fn giant_directory_claim() -> Vec<u8> {
+    let mut record = b"PK\x06\x06".to_vec();
+    record.extend_from_slice(&44u64.to_le_bytes());
+    record.extend_from_slice(&[0; 12]);
+    record.extend_from_slice(&[0xFF; 16]);
+    record.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    record.extend_from_slice(&56u64.to_le_bytes());
+    let mut tail = b"PK\x06\x07\0\0\0\0".to_vec();
+    tail.extend_from_slice(&0u64.to_le_bytes());
+    tail.extend_from_slice(&1u32.to_le_bytes());
+    tail.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    tail.extend_from_slice(&[0xFF; 12]);
+    tail.extend_from_slice(&[0; 2]);
+    record.extend_from_slice(&tail);
+    remote_input(70_000, 56, &record)
+}
+
 pub fn all() -> Vec<Seed> {
     let (_, manifest) = mini_ipsw_parts();
     let mut restore = Dictionary::new();
@@ -276,5 +315,25 @@ pub fn all() -> Vec<Seed> {
             b"STATUS=128&MESSAGE=An internal error occurred.".to_vec(),
         ),
         seed("ipswme", "seed-device", ipswme.into_bytes()),
+        seed(
+            "remote_directory",
+            "seed-mini-ipsw",
+            remote_seed(mini_ipsw(ZipOptions::default(), false), false),
+        ),
+        seed(
+            "remote_directory",
+            "seed-mini-ipsw-far",
+            remote_seed(mini_ipsw(ZipOptions::default(), false), true),
+        ),
+        seed(
+            "remote_directory",
+            "seed-mini-ipsw-zip64-far",
+            remote_seed(mini_ipsw(z64, true), true),
+        ),
+        seed(
+            "remote_directory",
+            "seed-giant-directory-claim",
+            giant_directory_claim(),
+        ),
     ]
 }

@@ -1,0 +1,346 @@
+//! Issue 14, class 2: deadlines that hold. Every network exchange has a total deadline as
+//! well as a stall timeout, so a server that trickles (its headers, or its body one byte
+//! a second, forever) cannot hold a run past a bound: a remote check, `fetch`'s
+//! preflight, TSS and ipsw.me each end; a download slower than the minimum throughput is
+//! broken off, kept, and resumes on the next run.
+//!
+//! Each server is on loopback, in this process. Nothing here asserts speed: a run must
+//! *end* well within [`BOUND`] (it would otherwise go on for hours), with the right exit
+//! code and message.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipswcheck_fixture::{IpswSpec, Method};
+
+use crate::util::http::{self, Pace, Reply, Server};
+use crate::util::robust::{run_limited, Limits, Outcome, NO_HOSTS};
+use crate::util::signing::{ipswme_body, signed_body};
+
+/// `--timeout` of every run, in seconds.
+const TIMEOUT: &str = "3";
+/// A run that has not ended by then hangs (the test fails; `run_limited` kills it).
+const BOUND: Duration = Duration::from_secs(30);
+
+/// The ranges asked for, `start..end`, in order.
+type RangeLog = Arc<Mutex<Vec<(u64, u64)>>>;
+
+/// A range server for `bytes` that answers request number `i` (from 0) for
+/// `start..end` as `plan(i, start, end)` says.
+fn range_server(
+    bytes: Arc<Vec<u8>>,
+    plan: impl Fn(usize, u64, u64) -> Pace + Send + Sync + 'static,
+) -> (SocketAddr, RangeLog) {
+    let count = AtomicUsize::new(0);
+    let log = RangeLog::default();
+    let ranges = Arc::clone(&log);
+    let addr = Server::raw(move |mut tcp| {
+        let Some(request) = http::read_request(&mut tcp) else {
+            return;
+        };
+        let i = count.fetch_add(1, Ordering::SeqCst);
+        let range = http::asked_range(&request, bytes.len() as u64);
+        ranges.lock().unwrap().push(range);
+        http::answer_range(&mut tcp, &bytes, range, plan(i, range.0, range.1));
+    })
+    .detach();
+    (addr, log)
+}
+
+/// Apple and ipsw.me stand-ins that answer at once: signed, and ipsw.me lists the build.
+fn apple() -> SocketAddr {
+    Server::apple_and_ipswme(
+        Reply::ok(signed_body()),
+        Reply::ok(ipswme_body("iPhone9,3", "19H370", true, "")),
+    )
+    .detach()
+}
+
+/// The network flags: `tss` and `api` base URLs, [`TIMEOUT`], a fresh cache in `dir`.
+fn network(dir: &Path, tss: &str, api: &str) -> Vec<String> {
+    let cache = dir.join(format!("cache-{}", CACHES.fetch_add(1, Ordering::SeqCst)));
+    [
+        "--tss-url",
+        tss,
+        "--api-url",
+        api,
+        "--timeout",
+        TIMEOUT,
+        "--hosts-file",
+        NO_HOSTS,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--json",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+static CACHES: AtomicUsize = AtomicUsize::new(0);
+
+fn tss_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/TSS/controller?action=2")
+}
+
+fn api_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/v4")
+}
+
+/// Run the binary with `args` then `more`; it must end within [`BOUND`] without a panic.
+fn run(args: &[&str], more: &[String]) -> (Outcome, serde_json::Value) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(more.iter().map(String::as_str));
+    let o = run_limited(
+        &all,
+        &Limits {
+            wall: Some(BOUND),
+            ..Limits::default()
+        },
+    );
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    assert!(o.elapsed < BOUND, "{args:?}: {:?}", o.elapsed);
+    let v = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr));
+    (o, v)
+}
+
+/// The first problem's message of a report.
+fn problem(v: &serde_json::Value) -> String {
+    v["problems"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no problem in {v:#}"))
+        .to_owned()
+}
+
+/// The sample IPSW (all of it fits in the tail: one request reads it).
+fn sample(dir: &Path) -> PathBuf {
+    let path = dir.join("sample.ipsw");
+    IpswSpec::sample().build(&path).unwrap();
+    path
+}
+
+/// An IPSW whose directory lies before the tail (900 extra entries) and whose body
+/// (a 2 MiB stored root filesystem) is a download of its own.
+fn larger(dir: &Path) -> PathBuf {
+    let path = dir.join("larger.ipsw");
+    IpswSpec {
+        filler_count: 900,
+        os_method: Method::Stored,
+        os_size: 2 << 20,
+        ..IpswSpec::sample()
+    }
+    .build(&path)
+    .unwrap();
+    path
+}
+
+fn serve_file(
+    path: &Path,
+    plan: impl Fn(usize, u64, u64) -> Pace + Send + Sync + 'static,
+) -> (String, RangeLog) {
+    let bytes = Arc::new(std::fs::read(path).unwrap());
+    let (addr, log) = range_server(bytes, plan);
+    (format!("http://{addr}/x.ipsw"), log)
+}
+
+#[test]
+fn a_remote_check_ends_when_the_tail_trickles_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = apple();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    // Nothing at all, then a few bytes at once: the first read never completes in time.
+    for first in [0, 100] {
+        let (url, _) = serve_file(&sample(dir.path()), move |_, _, _| Pace::Trickle(first));
+        let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+        assert_eq!(o.code, Some(3), "{v:#}");
+        let message = problem(&v);
+        assert!(message.contains("not complete within"), "{message}");
+        assert_ne!(v["verdict"], "ready", "{v:#}");
+        eprintln!(
+            "tail trickled after {first} bytes: exit 3 in {:?}: {message}",
+            o.elapsed
+        );
+    }
+}
+
+#[test]
+fn a_remote_check_ends_when_the_headers_trickle() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = apple();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    let (url, _) = serve_file(&sample(dir.path()), |_, _, _| Pace::SlowHeaders);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(3), "{v:#}");
+    let message = problem(&v);
+    assert!(message.contains("no answer within 3.0 s"), "{message}");
+    eprintln!("headers trickled: exit 3 in {:?}: {message}", o.elapsed);
+}
+
+#[test]
+fn a_remote_check_ends_when_a_later_read_trickles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = larger(dir.path());
+    let a = apple();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    // The tail at once; the directory (or whatever comes next) a byte a second, or its
+    // headers so.
+    for later in [Pace::Trickle(10), Pace::SlowHeaders] {
+        let (url, _) = serve_file(
+            &path,
+            move |i, _, _| if i == 0 { Pace::Serve } else { later },
+        );
+        let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+        assert_eq!(o.code, Some(3), "{later:?}: {v:#}");
+        let message = problem(&v);
+        assert!(
+            message.contains("not complete within") || message.contains("no answer within"),
+            "{later:?}: {message}"
+        );
+        eprintln!(
+            "{later:?} after the tail: exit 3 in {:?}: {message}",
+            o.elapsed
+        );
+    }
+}
+
+#[test]
+fn fetch_preflight_ends_when_the_server_trickles() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = apple();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    let dest = dir.path().join("out.ipsw");
+    for how in [Pace::Trickle(0), Pace::SlowHeaders] {
+        let (url, _) = serve_file(&sample(dir.path()), move |_, _, _| how);
+        let (o, v) = run(
+            &[
+                "fetch",
+                &url,
+                "-o",
+                dest.to_str().unwrap(),
+                "--device",
+                "iPhone9,3",
+            ],
+            &net,
+        );
+        assert_eq!(o.code, Some(3), "{how:?}: {v:#}");
+        // Nothing was written: the preflight failed before FILE.part existed.
+        assert!(!dest.exists());
+        assert!(!dir.path().join("out.ipsw.part").exists());
+        eprintln!(
+            "fetch preflight, {how:?}: exit 3 in {:?}: {}",
+            o.elapsed,
+            problem(&v)
+        );
+    }
+}
+
+#[test]
+fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = larger(dir.path());
+    let a = apple();
+    let dest = dir.path().join("out.ipsw");
+    // The preflight's reads (the tail, the directory, the manifests: all under 1 MiB)
+    // at once; while `slow`, the body 16 KiB at once, then a byte a second.
+    let slow = Arc::new(AtomicBool::new(true));
+    let (url, log) = {
+        let slow = Arc::clone(&slow);
+        serve_file(&path, move |_, start, end| {
+            if end - start > 1 << 20 && slow.load(Ordering::SeqCst) {
+                Pace::Trickle(16 << 10)
+            } else {
+                Pace::Serve
+            }
+        })
+    };
+    let fetch = [
+        "fetch",
+        &url,
+        "-o",
+        dest.to_str().unwrap(),
+        "--device",
+        "iPhone9,3",
+        "--retries",
+        "0",
+    ];
+    let (o, v) = run(&fetch, &network(dir.path(), &tss_url(a), &api_url(a)));
+    assert_ne!(o.code, Some(0), "{v:#}");
+    let message = problem(&v);
+    assert!(message.contains("too slow"), "{message}");
+    assert!(
+        message.contains("below the minimum of 8 KiB/s"),
+        "{message}"
+    );
+    let hint = v["problems"][0]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("resumes"), "{hint}");
+    assert!(!dest.exists());
+    assert!(dir.path().join("out.ipsw.part").exists(), "{v:#}");
+    eprintln!(
+        "download trickled: exit {:?} in {:?}: {message}",
+        o.code, o.elapsed
+    );
+
+    // The server recovers: the same command resumes after what had arrived, and the
+    // file is complete and identical.
+    slow.store(false, Ordering::SeqCst);
+    log.lock().unwrap().clear();
+    let (o, v) = run(&fetch, &network(dir.path(), &tss_url(a), &api_url(a)));
+    assert_eq!(o.code, Some(0), "{v:#}");
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&path).unwrap());
+    let body = log
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .max_by_key(|(s, e)| e - s);
+    let (start, _) = body.unwrap();
+    assert!(start >= 16 << 10, "the body was asked again from {start}");
+    eprintln!("resumed from {start}: exit 0 in {:?}", o.elapsed);
+}
+
+#[test]
+fn a_trickling_tss_or_ipswme_costs_one_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipsw = sample(dir.path());
+    // Apple's stand-in or ipsw.me's trickles its body; the other answers at once.
+    let good = apple();
+    let trickler = Server::raw(|mut tcp| {
+        if http::read_request(&mut tcp).is_none() {
+            return;
+        }
+        http::answer_range(&mut tcp, &[b'&'; 100_000], (0, 100_000), Pace::Trickle(5));
+    })
+    .detach();
+    for (what, tss, api) in [
+        ("TSS", tss_url(trickler), api_url(good)),
+        ("ipsw.me", tss_url(good), api_url(trickler)),
+    ] {
+        let (o, v) = run(
+            &[ipsw.to_str().unwrap(), "--device", "iPhone9,3"],
+            &network(dir.path(), &tss, &api),
+        );
+        let signing = &v["checks"]["signing"];
+        if what == "TSS" {
+            // Apple did not answer: unknown, never signed.
+            assert_eq!(o.code, Some(31), "{what}: {v:#}");
+            assert_eq!(signing["status"], "unknown");
+            assert!(
+                signing["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no answer within 3.0 s"),
+                "{signing:#}"
+            );
+        } else {
+            // Apple answered: signed; ipsw.me's silence is only a missing second opinion.
+            assert_eq!(o.code, Some(0), "{what}: {v:#}");
+            assert_eq!(signing["status"], "signed");
+            assert!(signing["ipswme_signed"].is_null(), "{signing:#}");
+        }
+        eprintln!("{what} trickled: exit {:?} in {:?}", o.code, o.elapsed);
+    }
+}
