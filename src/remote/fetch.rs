@@ -15,8 +15,10 @@
 //!    and how many bytes from the start are in place.
 //! 3. **One streamed download** of the rest, from offset 0 (or where an earlier attempt
 //!    stopped) while [`verify::run_plan_as_written`] verifies every entry — CRC-32,
-//!    component digests — and the whole-file SHA-1 as soon as its bytes are written. A
-//!    broken transfer is resumed with a range request and `If-Range` (up to
+//!    component digests — and the whole-file SHA-1 as soon as its bytes are written
+//!    (read back with `pread`: no mapping of `FILE.part` is alive while it is written,
+//!    and every write makes sure of it, see [`write_part`]). A broken transfer is
+//!    resumed with a range request and `If-Range` (up to
 //!    [`FetchOptions::retries`] times in a row without progress); across runs, a
 //!    `FILE.part` whose sidecar matches the server's ETag/Last-Modified is resumed.
 //! 4. **The normal full report.** Only when it is ready (exit 0) does `FILE.part` become
