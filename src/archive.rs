@@ -22,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use flate2::{Decompress, FlushDecompress, Status};
 use memmap2::Mmap;
@@ -93,6 +94,9 @@ pub enum EntryError {
     TooLarge(u64),
     #[error("the check was cancelled")]
     Cancelled,
+    /// A read of an archive that is not mapped ([`Archive::unmap`]) failed.
+    #[error("it could not be read: {0}")]
+    Unreadable(String),
 }
 
 /// How an entry's bytes are stored.
@@ -151,6 +155,8 @@ pub struct Archive {
     by_name: HashMap<String, usize>,
     /// Directory records that repeat a name (the `zip` crate keeps one of each).
     duplicate_names: usize,
+    /// The file behind `map` in the registry of mapped files ([`MappedCheck`]).
+    mapped_file: Option<MappedFile>,
     /// Readable layouts Apple never writes (see [`Oddity`]).
     oddities: Vec<Oddity>,
     /// The directory's share of the memory budget ([`crate::budget`]).
@@ -300,7 +306,11 @@ impl Archive {
         let _ = map.advise(memmap2::Advice::Sequential);
         let guard = crate::guard::register(&map);
         let opened = FileIdentity::of(&meta);
-        Self::from_map(path.to_path_buf(), Some(file), opened, guard, map, extra)
+        let mapped = MappedFile::register(&file);
+        let mut archive =
+            Self::from_map(path.to_path_buf(), Some(file), opened, guard, map, extra)?;
+        archive.mapped_file = mapped;
+        Ok(archive)
     }
 
     fn from_map(
@@ -384,6 +394,7 @@ impl Archive {
             entries,
             by_name,
             duplicate_names: usize::from(duplicate_names),
+            mapped_file: None,
             oddities: Vec::new(),
             _directory_memory: crate::budget::Ticket::none(),
             reserved: crate::budget::Ticket::none(),
@@ -501,9 +512,52 @@ impl Archive {
     }
 
     /// The whole file, as mapped (empty when the data is not mapped, see
-    /// [`Archive::from_directory`]).
+    /// [`Archive::from_directory`] and [`Archive::unmap`]).
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Stop reading the file through its mapping: from now on [`Archive::stream`],
+    /// [`Archive::raw_range`] and [`Archive::read_exact_at`] read it with `pread` into
+    /// buffers of their own, and [`Archive::bytes`] is empty.
+    ///
+    /// Why: `fetch` verifies `FILE.part` while the download writes into it. The mapping
+    /// is shared (memmap2's `Mmap::map`: `MAP_SHARED`), so a `&[u8]` over it would see
+    /// its bytes change under it — which Rust's shared references forbid, whatever the
+    /// reader does with them. Bytes copied out with `pread` are the reader's own. The
+    /// directory was parsed from the mapping before the first write; once the download
+    /// is over the file can be opened (and mapped) again.
+    pub fn unmap(&mut self) {
+        if self.file.is_none() || self.map.is_none() {
+            // No file (`from_bytes`: anonymous memory nobody writes, or no data at all).
+            return;
+        }
+        // Unregister before the mapping goes away (the guard's rule).
+        self.guard = crate::guard::register(&[]);
+        self.map = None;
+        self.mapped_file = None;
+    }
+
+    /// Fill `buf` with the bytes at `offset`, from the mapping or (after
+    /// [`Archive::unmap`]) with `pread`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match (&self.map, &self.file) {
+            (None, Some(file)) => pread(file, buf, offset),
+            _ => {
+                let bytes = self.bytes();
+                let src = usize::try_from(offset)
+                    .ok()
+                    .and_then(|at| bytes.get(at..at.checked_add(buf.len())?))
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    /// The file to `pread` from, when it is open but not mapped ([`Archive::unmap`]).
+    fn unmapped_file(&self) -> Option<&File> {
+        self.file.as_ref().filter(|_| self.map.is_none())
     }
 
     /// Whether the data is mapped ([`Archive::open`]) or only the directory is known.
@@ -540,12 +594,18 @@ impl Archive {
 
     /// The raw (possibly compressed) bytes of `entry`, located through its local header.
     pub fn raw_range(&self, entry: &Entry) -> Result<Range<usize>, EntryError> {
-        raw_range(self.bytes(), entry)
+        match self.unmapped_file() {
+            Some(file) => read_local_header(file, self.len, entry, false).map(|(range, _)| range),
+            None => raw_range(self.bytes(), entry),
+        }
     }
 
     /// A stream over the uncompressed bytes of `entry`, checking CRC and size.
     pub fn stream<'a>(&'a self, entry: &'a Entry) -> Result<EntryStream<'a>, EntryError> {
-        EntryStream::new(self.bytes(), entry)
+        match self.unmapped_file() {
+            Some(file) => EntryStream::from_file(file, self.len, entry),
+            None => EntryStream::new(self.bytes(), entry),
+        }
     }
 
     /// Read a small entry (a plist) whole, refusing more than `limit` bytes.
@@ -763,42 +823,168 @@ fn directory_span(bytes: &[u8], eocd: usize) -> Result<DirectoryLayout, ArchiveE
 }
 
 fn raw_range(bytes: &[u8], entry: &Entry) -> Result<Range<usize>, EntryError> {
+    let header = usize::try_from(entry.header_offset)
+        .ok()
+        .and_then(|start| bytes.get(start..))
+        .ok_or(EntryError::BadLocalHeader(entry.header_offset))?;
+    data_range(header, bytes.len() as u64, entry)
+}
+
+/// The raw data range of `entry` in a file of `file_len` bytes, from its local header
+/// (`header`: the bytes from the header on, at least its 30 fixed bytes).
+fn data_range(header: &[u8], file_len: u64, entry: &Entry) -> Result<Range<usize>, EntryError> {
     let bad = || EntryError::BadLocalHeader(entry.header_offset);
     let start = usize::try_from(entry.header_offset).map_err(|_| bad())?;
-    let header = bytes
-        .get(start..start.checked_add(30).ok_or_else(bad)?)
-        .ok_or_else(bad)?;
+    let header = header.get(..30).ok_or_else(bad)?;
     if &header[..4] != LOCAL_HEADER_SIGNATURE {
         return Err(bad());
     }
     let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
     let extra_len = u16::from_le_bytes([header[28], header[29]]) as usize;
-    let data_start = start + 30 + name_len + extra_len;
+    let data_start = start
+        .checked_add(30 + name_len + extra_len)
+        .ok_or(EntryError::OutOfBounds)?;
     let data_end = usize::try_from(entry.compressed_size)
         .ok()
         .and_then(|n| data_start.checked_add(n))
         .ok_or(EntryError::OutOfBounds)?;
-    if data_end > bytes.len() {
+    if data_end as u64 > file_len {
         return Err(EntryError::OutOfBounds);
     }
     Ok(data_start..data_end)
+}
+
+/// [`raw_range`] for a file read with `pread` ([`Archive::unmap`]): the data range, and
+/// the local header's fixed part, followed by the name (what [`check_local_header`]
+/// reads) when `with_name`. Only the fixed 30 bytes are read otherwise: a download
+/// verified as it is written has written those when it asks where an entry's data is.
+fn read_local_header(
+    file: &File,
+    file_len: u64,
+    entry: &Entry,
+    with_name: bool,
+) -> Result<(Range<usize>, Vec<u8>), EntryError> {
+    let bad = || EntryError::BadLocalHeader(entry.header_offset);
+    let mut header = vec![0u8; 30];
+    pread(file, &mut header, entry.header_offset).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => bad(),
+        _ => EntryError::Unreadable(e.to_string()),
+    })?;
+    let range = data_range(&header, file_len, entry)?;
+    if !with_name {
+        return Ok((range, header));
+    }
+    let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
+    header.resize(30 + name_len, 0);
+    pread(file, &mut header[30..], entry.header_offset + 30).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => bad(),
+        _ => EntryError::Unreadable(e.to_string()),
+    })?;
+    Ok((range, header))
+}
+
+/// `pread` the whole of `buf` at `offset` (a short file: `UnexpectedEof`).
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut buf, mut offset) = (buf, offset);
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The files mapped right now by [`Archive::open`], by (device, inode), once per live
+/// mapping. `fetch` asks [`MappedCheck`] before every write to `FILE.part`: the bytes
+/// of a file being written are read with `pread` ([`Archive::unmap`]), never through a
+/// `&[u8]` over its shared mapping, and this registry makes that checkable.
+static MAPPED_FILES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// One entry of [`MAPPED_FILES`]; removed when dropped (with the mapping).
+#[derive(Debug)]
+struct MappedFile((u64, u64));
+
+impl MappedFile {
+    fn register(file: &File) -> Option<MappedFile> {
+        let id = file_id(file)?;
+        mapped_files().push(id);
+        Some(MappedFile(id))
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        let mut files = mapped_files();
+        if let Some(at) = files.iter().position(|&id| id == self.0) {
+            files.swap_remove(at);
+        }
+    }
+}
+
+fn mapped_files() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    // The list is plain data: a panic elsewhere while holding it leaves it usable.
+    MAPPED_FILES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// (device, inode) of an open file.
+fn file_id(file: &File) -> Option<(u64, u64)> {
+    let meta = file.metadata().ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// What a writer of a file asks before each write: whether some live [`Archive`] maps
+/// that file (the same device and inode). It must not write while one does: see
+/// [`Archive::unmap`]. The file's identity is taken once, so asking costs a lock.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedCheck(Option<(u64, u64)>);
+
+impl MappedCheck {
+    pub fn new(file: &File) -> MappedCheck {
+        MappedCheck(file_id(file))
+    }
+
+    /// Whether some live [`Archive`] maps the file now.
+    pub fn is_mapped(&self) -> bool {
+        self.0.is_some_and(|id| mapped_files().contains(&id))
+    }
 }
 
 /// The local header repeats the name, method, flags and (without a data descriptor) the
 /// CRC-32 and sizes of the central record; they must agree. Readers that walk local
 /// headers (streaming unzip, some restore tools) would otherwise see another archive
 /// than the one verified. Checked when an entry is read, so its header is there to read.
-fn check_local_header(bytes: &[u8], entry: &Entry) -> Result<(), EntryError> {
-    let at = entry.header_offset as usize;
+fn check_local_header(header: &[u8], entry: &Entry) -> Result<(), EntryError> {
     let field = |off: usize, n: usize| -> u64 {
-        bytes[at + off..at + off + n]
+        header[off..off + n]
             .iter()
             .rev()
             .fold(0u64, |v, &x| (v << 8) | u64::from(x))
     };
     let name_len = field(26, 2) as usize;
-    let name = bytes
-        .get(at + 30..at + 30 + name_len)
+    let name = header
+        .get(30..30 + name_len)
         .ok_or(EntryError::BadLocalHeader(entry.header_offset))?;
     let mismatch = |what| Err(EntryError::LocalHeaderMismatch(what));
     if name != entry.raw_name.as_slice() {
@@ -840,13 +1026,62 @@ pub enum Chunk<'a> {
     Inflated(usize),
 }
 
+/// The raw bytes of an entry read from a file with `pread` ([`EntryStream::from_file`]).
+struct FileInput<'a> {
+    file: &'a File,
+    /// Offset of the entry's raw data in the file.
+    start: u64,
+    /// Raw bytes `window_at..window_at + window.len()` of the entry (deflated entries).
+    window: Vec<u8>,
+    window_at: usize,
+}
+
+/// The raw bytes of a deflated entry read into memory at a time.
+const INPUT_WINDOW: usize = 256 << 10;
+
+impl FileInput<'_> {
+    /// Fill `out` with the entry's raw bytes from `pos` on.
+    fn read(&self, pos: usize, out: &mut [u8]) -> Result<(), EntryError> {
+        pread(self.file, out, self.start + pos as u64).map_err(|e| match e.kind() {
+            // The file got shorter than its directory says since it was opened.
+            io::ErrorKind::UnexpectedEof => EntryError::OutOfBounds,
+            _ => EntryError::Unreadable(e.to_string()),
+        })
+    }
+
+    /// The raw bytes from `pos` on (of `len`), at most [`INPUT_WINDOW`] of them: the
+    /// window read before when it still has bytes from `pos` on and `reread` is false,
+    /// else a new one read from `pos`.
+    fn window(&mut self, pos: usize, len: usize, reread: bool) -> Result<&[u8], EntryError> {
+        let end = self.window_at + self.window.len();
+        if reread || pos < self.window_at || pos >= end {
+            let n = (len - pos).min(INPUT_WINDOW);
+            let mut window = std::mem::take(&mut self.window);
+            window.resize(n, 0);
+            self.read(pos, &mut window)?;
+            self.window = window;
+            self.window_at = pos;
+        }
+        Ok(&self.window[pos - self.window_at..])
+    }
+}
+
 /// The uncompressed bytes of one entry, chunk by chunk, with CRC-32 and size checked.
 ///
 /// Stored entries are handed out as slices of the mapping (no copy); deflated entries
 /// are inflated into a 256 KiB buffer. After the last chunk the stream compares what it
 /// produced with the directory's size and CRC, and reports any difference as an error.
+///
+/// A stream over an unmapped file ([`Archive::unmap`], [`EntryStream::from_file`])
+/// reads the raw bytes with `pread` instead: stored chunks are copied into the buffer,
+/// and a deflated entry's input is read a window at a time.
 pub struct EntryStream<'a> {
+    /// The raw bytes, in the mapping (empty when read from a file).
     input: &'a [u8],
+    /// The raw bytes, read from a file with `pread` (`None`: in the mapping).
+    file: Option<FileInput<'a>>,
+    /// Length of the raw bytes.
+    len: usize,
     pos: usize,
     inflater: Option<Box<Decompress>>,
     /// The deflate stream has signalled its end.
@@ -868,7 +1103,31 @@ impl<'a> EntryStream<'a> {
             return Err(EntryError::Encrypted);
         }
         let range = raw_range(bytes, entry)?;
-        check_local_header(bytes, entry)?;
+        check_local_header(&bytes[entry.header_offset as usize..], entry)?;
+        Self::over(&bytes[range], entry)
+    }
+
+    /// A stream over `entry` of `file` (of `file_len` bytes), read with `pread`: for a
+    /// file that must not be mapped ([`Archive::unmap`]).
+    pub fn from_file(file: &'a File, file_len: u64, entry: &'a Entry) -> Result<Self, EntryError> {
+        if entry.encrypted {
+            return Err(EntryError::Encrypted);
+        }
+        let (range, header) = read_local_header(file, file_len, entry, true)?;
+        check_local_header(&header, entry)?;
+        let mut stream = Self::over(&[], entry)?;
+        stream.len = range.len();
+        stream.file = Some(FileInput {
+            file,
+            start: range.start as u64,
+            window: Vec::new(),
+            window_at: 0,
+        });
+        Ok(stream)
+    }
+
+    /// The stream of `entry` over `input`, once its local header has been checked.
+    fn over(input: &'a [u8], entry: &'a Entry) -> Result<Self, EntryError> {
         let inflater = match entry.method {
             Method::Stored => {
                 if entry.compressed_size != entry.size {
@@ -883,7 +1142,9 @@ impl<'a> EntryStream<'a> {
             Method::Other(m) => return Err(EntryError::UnsupportedMethod(m)),
         };
         Ok(EntryStream {
-            input: &bytes[range],
+            input,
+            file: None,
+            len: input.len(),
             pos: 0,
             inflater,
             inflate_ended: false,
@@ -909,10 +1170,10 @@ impl<'a> EntryStream<'a> {
         self.produced
     }
 
-    /// Whether the entry is stored: [`EntryStream::next_into`] then hands out slices of
-    /// the mapping and never writes to its buffer.
+    /// Whether the entry is stored and mapped: [`EntryStream::next_into`] then hands out
+    /// slices of the mapping and never writes to its buffer.
     pub fn is_stored(&self) -> bool {
-        self.inflater.is_none()
+        self.inflater.is_none() && self.file.is_none()
     }
 
     /// Like [`EntryStream::next_chunk`], but a deflated entry is inflated into `buf`
@@ -959,6 +1220,9 @@ impl<'a> EntryStream<'a> {
     fn advance(&mut self) -> Result<Option<(usize, usize, bool)>, EntryError> {
         if self.out.is_empty() && self.inflater.is_some() {
             self.out = vec![0; INFLATE_CHUNK];
+        } else if self.out.is_empty() && self.file.is_some() {
+            // A stored entry read from a file: chunks of the size a mapped one gets.
+            self.out = vec![0; STORED_CHUNK];
         }
         let mut out = std::mem::take(&mut self.out);
         let result = self.advance_into(&mut out);
@@ -970,41 +1234,58 @@ impl<'a> EntryStream<'a> {
     /// (stored) or `out` (deflated, always from 0).
     fn advance_into(&mut self, out: &mut [u8]) -> Result<Option<(usize, usize, bool)>, EntryError> {
         let result = match self.inflater.as_mut() {
+            None if self.pos == self.len => None,
+            None if self.file.is_some() => {
+                let n = (self.len - self.pos).min(STORED_CHUNK).min(out.len());
+                let file = self.file.as_ref().expect("checked above");
+                file.read(self.pos, &mut out[..n])?;
+                self.pos += n;
+                self.crc.update(&out[..n]);
+                Some((0, n, false))
+            }
             None => {
-                if self.pos == self.input.len() {
-                    None
-                } else {
-                    let end = (self.pos + STORED_CHUNK).min(self.input.len());
-                    let start = self.pos;
-                    self.pos = end;
-                    self.crc.update(&self.input[start..end]);
-                    Some((start, end, true))
-                }
+                let end = (self.pos + STORED_CHUNK).min(self.len);
+                let start = self.pos;
+                self.pos = end;
+                self.crc.update(&self.input[start..end]);
+                Some((start, end, true))
             }
             Some(_) if self.inflate_ended => None,
             Some(inflater) => {
                 let mut produced_now = 0usize;
                 let mut ended = false;
+                let mut refilled = false;
                 while produced_now == 0 && !ended {
                     let in_before = inflater.total_in();
                     let out_before = inflater.total_out();
+                    let input = match self.file.as_mut() {
+                        None => &self.input[self.pos..],
+                        Some(file) => file.window(self.pos, self.len, refilled)?,
+                    };
+                    let whole_rest = input.len() == self.len - self.pos;
                     let status = inflater
-                        .decompress(&self.input[self.pos..], out, FlushDecompress::None)
+                        .decompress(input, out, FlushDecompress::None)
                         .map_err(|e| EntryError::Inflate(e.to_string()))?;
                     let consumed = (inflater.total_in() - in_before) as usize;
                     produced_now = (inflater.total_out() - out_before) as usize;
                     self.pos += consumed;
+                    if consumed > 0 {
+                        refilled = false;
+                    }
                     match status {
-                        Status::StreamEnd if self.pos < self.input.len() => {
+                        Status::StreamEnd if self.pos < self.len => {
                             // The directory's compressed size is not this stream's.
                             return Err(EntryError::Inflate(format!(
                                 "the deflate stream ends {} bytes before the compressed size the directory declares",
-                                self.input.len() - self.pos
+                                self.len - self.pos
                             )));
                         }
                         Status::StreamEnd => ended = true,
                         Status::Ok | Status::BufError => {
-                            if consumed == 0 && produced_now == 0 {
+                            if consumed == 0 && produced_now == 0 && !whole_rest && !refilled {
+                                // A window read from a file: read it again from here.
+                                refilled = true;
+                            } else if consumed == 0 && produced_now == 0 {
                                 // No progress possible: the input ran out mid-stream.
                                 return Err(EntryError::Inflate(
                                     "the deflate stream is cut short".into(),
@@ -1094,6 +1375,112 @@ impl Read for EntryStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every entry read back whole, or the error that ended it.
+    fn read_all(archive: &Archive) -> Vec<Result<Vec<u8>, EntryError>> {
+        archive
+            .entries()
+            .iter()
+            .map(|e| {
+                let mut stream = archive.stream(e)?;
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next_chunk()? {
+                    out.extend_from_slice(chunk);
+                }
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// Read with `pread` (an unmapped archive: a download being verified) or through the
+    /// mapping, an archive gives the same bytes and the same damage — here with deflated
+    /// entries far larger than the input window and a stored one larger than a chunk.
+    #[test]
+    fn an_unmapped_archive_reads_as_the_mapped_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.ipsw");
+        let layout = ipswcheck_fixture::IpswSpec {
+            ramdisk_method: ipswcheck_fixture::Method::Stored,
+            ..ipswcheck_fixture::IpswSpec::benchmark(0.012)
+        }
+        .build(&path)
+        .unwrap();
+        let stored = layout.component_entry(0, "RestoreRamDisk").unwrap();
+        assert!(stored.compressed_size > STORED_CHUNK as u64, "{stored:?}");
+        let stored = stored.name.clone();
+        let deflated = Archive::open(&path)
+            .unwrap()
+            .entries()
+            .iter()
+            .filter(|e| e.method == Method::Deflated)
+            .map(|e| e.compressed_size)
+            .max()
+            .unwrap();
+        assert!(deflated > 4 * INPUT_WINDOW as u64, "{deflated}");
+        for damaged in [false, true] {
+            if damaged {
+                // One byte of the stored ramdisk, one in the middle of the largest
+                // deflated entry (the OS image).
+                let mut bytes = std::fs::read(&path).unwrap();
+                let archive = Archive::open(&path).unwrap();
+                for e in archive.entries().iter().filter(|e| {
+                    e.name == stored
+                        || (e.method == Method::Deflated && e.compressed_size == deflated)
+                }) {
+                    let range = archive.raw_range(e).unwrap();
+                    bytes[range.start + range.len() / 2] ^= 0x55;
+                }
+                std::fs::write(&path, bytes).unwrap();
+            }
+            let mapped = Archive::open(&path).unwrap();
+            let mut unmapped = Archive::open(&path).unwrap();
+            let check = MappedCheck::new(&File::open(&path).unwrap());
+            assert!(check.is_mapped());
+            unmapped.unmap();
+            assert!(unmapped.bytes().is_empty());
+            let want = read_all(&mapped);
+            assert_eq!(
+                want.iter().filter(|r| r.is_err()).count(),
+                usize::from(damaged) * 2
+            );
+            assert_eq!(read_all(&unmapped), want);
+            for e in mapped.entries() {
+                assert_eq!(unmapped.raw_range(e), mapped.raw_range(e));
+            }
+            let (mut a, mut b) = (vec![0; 1000], vec![0; 1000]);
+            mapped.read_exact_at(&mut a, mapped.len() - 1000).unwrap();
+            unmapped.read_exact_at(&mut b, mapped.len() - 1000).unwrap();
+            assert_eq!(a, b);
+            assert!(unmapped.read_exact_at(&mut b, mapped.len() - 999).is_err());
+            drop(mapped);
+            // The unmapped archive holds the file open but maps nothing.
+            assert!(!check.is_mapped());
+        }
+    }
+
+    /// The registry a writer asks ([`MappedCheck`]) counts every live mapping of a file.
+    #[test]
+    fn the_registry_knows_which_files_are_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sample.ipsw");
+        ipswcheck_fixture::IpswSpec::sample().build(&path).unwrap();
+        let other = dir.path().join("other.ipsw");
+        std::fs::copy(&path, &other).unwrap();
+        let check = MappedCheck::new(&File::open(&path).unwrap());
+        assert!(!check.is_mapped());
+        let first = Archive::open(&path).unwrap();
+        let second = Archive::open(&path).unwrap();
+        let _elsewhere = Archive::open(&other).unwrap();
+        assert!(check.is_mapped());
+        drop(first);
+        assert!(check.is_mapped(), "the second mapping is still alive");
+        let mut second = second;
+        second.unmap();
+        assert!(!check.is_mapped());
+        // An archive from bytes maps no file.
+        let _copy = Archive::from_bytes("copy", &std::fs::read(&path).unwrap()).unwrap();
+        assert!(!check.is_mapped());
+    }
 
     /// A fault past the file's end is a file that shrank; a fault at a page that is
     /// inside the file (here: cut, read, then grown back, as a page the disk failed to

@@ -715,6 +715,52 @@ fn fetch_interrupted_resumes_on_the_next_run_when_the_file_is_unchanged() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 }
 
+/// `fetch` never writes into `FILE.part` while it is mapped (a `&[u8]` over a shared
+/// mapping must not change under it): the download's verifier reads the part with
+/// `pread`, and every write first asks whether any mapping of the part is alive. Here a
+/// mapping of the part made by this process (a check of `FILE.part`) stops a resumed
+/// fetch before it writes a byte; once it is gone, the same fetch resumes, verifies
+/// while downloading and completes — every one of its writes asked and found no mapping.
+#[test]
+fn fetch_never_writes_into_a_part_file_that_is_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = medium(dir.path());
+    let size = std::fs::metadata(&path).unwrap().len();
+    let files = FileServer::start();
+    let url = files.serve("fw.ipsw", &path);
+    let apple = Apple::signed();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join("fw.ipsw");
+    let options = fetch_options(&apple, Some("iPhone9,3"), 0);
+    files.cut_once_after(size / 3);
+    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    let part = first.partial.clone().expect("a partial download");
+    let before = std::fs::read(&part).unwrap();
+
+    let mapped = ipswcheck::archive::Archive::open(&part).unwrap();
+    let refused = remote::fetch(&url, &dest, &options, None, &Progress::default())
+        .expect_err("a mapped part must not be written");
+    assert!(
+        refused
+            .to_string()
+            .contains("mapped for reading while it is being written"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(&part).unwrap(),
+        before,
+        "the part was written"
+    );
+    drop(mapped);
+
+    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
+    assert_eq!(second.resumed_from, Some(size / 3));
+    assert_eq!(sha1_hex(&dest), sha1_hex(&path));
+    assert!(second.report.checks.archive.crc_checked > 100);
+}
+
 #[test]
 fn fetch_starts_over_when_the_file_changed_on_the_server() {
     let dir = tempfile::tempdir().unwrap();

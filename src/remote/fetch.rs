@@ -15,8 +15,10 @@
 //!    and how many bytes from the start are in place.
 //! 3. **One streamed download** of the rest, from offset 0 (or where an earlier attempt
 //!    stopped) while [`verify::run_plan_as_written`] verifies every entry — CRC-32,
-//!    component digests — and the whole-file SHA-1 as soon as its bytes are written. A
-//!    broken transfer is resumed with a range request and `If-Range` (up to
+//!    component digests — and the whole-file SHA-1 as soon as its bytes are written
+//!    (read back with `pread`: no mapping of `FILE.part` is alive while it is written,
+//!    and every write makes sure of it, see [`write_part`]). A broken transfer is
+//!    resumed with a range request and `If-Range` (up to
 //!    [`FetchOptions::retries`] times in a row without progress); across runs, a
 //!    `FILE.part` whose sidecar matches the server's ETag/Last-Modified is resumed.
 //! 4. **The normal full report.** Only when it is ready (exit 0) does `FILE.part` become
@@ -47,7 +49,7 @@ use super::client::io_error_chain;
 use super::part;
 use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failure, unreadable};
 use super::{RemoteError, RemoteFile, Validators};
-use crate::archive::{Archive, ArchiveError};
+use crate::archive::{Archive, ArchiveError, MappedCheck};
 use crate::check::{check_file, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, Progress};
 use crate::judge::Finding;
 use crate::report::{CheckStatus, Checks, Report};
@@ -327,7 +329,7 @@ pub fn fetch(
                 file.set_len(size)?;
                 let mut w = &file;
                 w.seek(SeekFrom::Start(body_end))?;
-                w.write_all(&suffix)
+                write_part(&mut w, &MappedCheck::new(&file), &suffix)
             })()
             .map_err(io_err(&part_path))
         });
@@ -345,9 +347,15 @@ pub fn fetch(
     let opened_mtime = file.metadata().and_then(|m| m.modified()).ok();
 
     // Through our descriptor: the bytes verified are the bytes written (and published).
+    // The directory is read through a mapping before the download starts; then the
+    // mapping goes ([`Archive::unmap`]): the verifier reads what is written with `pread`,
+    // never through a `&[u8]` over bytes the download is still changing.
     let written_path = part::through_descriptor(&file, &part_path);
     let archive = match Archive::open(&written_path) {
-        Ok(a) if a.entries() == ipsw.archive.entries() => a,
+        Ok(mut a) if a.entries() == ipsw.archive.entries() => {
+            a.unmap();
+            a
+        }
         other => {
             part::remove_if_same(&part_path, &file);
             drop(file);
@@ -419,6 +427,7 @@ pub fn fetch(
         let mut transfer = Transfer {
             remote: &remote,
             file: &file,
+            mapped: MappedCheck::new(&file),
             written: &written,
             progress,
             sidecar: &mut sidecar,
@@ -624,6 +633,7 @@ fn fetch_streamed(
     // The whole body, written as it arrives.
     let mut body = remote.watched(response).take(size.unwrap_or(u64::MAX));
     let mut out = &file;
+    let mapped = MappedCheck::new(&file);
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     let mut last_save = Instant::now();
@@ -651,7 +661,7 @@ fn fetch_streamed(
             }
         };
         remote.add_fetched(n as u64);
-        if let Err(e) = out.write_all(&buf[..n]) {
+        if let Err(e) = write_part(&mut out, &mapped, &buf[..n]) {
             break Some(TransferError::Write(e.to_string()));
         }
         pos += n as u64;
@@ -862,10 +872,25 @@ enum TransferError {
     Cancelled,
 }
 
+/// Write `bytes` to `FILE.part` at its position — unless some live [`Archive`] maps it
+/// ([`MappedCheck`]): a `&[u8]` over a shared mapping must never see its bytes change,
+/// so the verifier of a download reads the part with `pread` ([`Archive::unmap`]). Were
+/// that ever broken, the download stops with this error instead of writing.
+fn write_part(out: &mut &File, mapped: &MappedCheck, bytes: &[u8]) -> io::Result<()> {
+    if mapped.is_mapped() {
+        return Err(io::Error::other(
+            "it is mapped for reading while it is being written (a bug in ipswcheck: report it)",
+        ));
+    }
+    out.write_all(bytes)
+}
+
 /// The streamed download of `start..end` into the part file.
 struct Transfer<'a> {
     remote: &'a RemoteFile,
     file: &'a File,
+    /// Asked before every write ([`write_part`]).
+    mapped: MappedCheck,
     written: &'a AtomicU64,
     progress: &'a Progress,
     sidecar: &'a mut Sidecar,
@@ -937,7 +962,7 @@ impl Transfer<'_> {
                 }
             };
             self.remote.add_fetched(n as u64);
-            out.write_all(&buf[..n])
+            write_part(&mut out, &self.mapped, &buf[..n])
                 .map_err(|e| TransferError::Write(e.to_string()))?;
             *pos += n as u64;
             self.written.store(*pos, Ordering::Release);

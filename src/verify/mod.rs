@@ -1352,6 +1352,10 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
 ///
 /// `written` only ever grows. Setting `cancel` (e.g. when the download fails) stops the
 /// waiting: jobs not run are reported as cancelled by [`VerifyPlan::finish`].
+///
+/// The plan's archive must not be mapped ([`Archive::unmap`]): every byte is read with
+/// `pread` into buffers of its own, after it was written, so no `&[u8]` ever covers bytes
+/// the writer is still changing.
 pub fn run_plan_as_written(
     plan: &VerifyPlan<'_>,
     written: &AtomicU64,
@@ -1378,27 +1382,30 @@ pub fn run_plan_as_written(
                     local: &plan.done,
                     whole: true,
                 };
-                let bytes = archive.bytes();
                 let mut hashers: Vec<(DigestAlgorithm, Hasher)> = plan
                     .options
                     .whole_file
                     .iter()
                     .map(|a| (*a, a.hasher()))
                     .collect();
-                let mut at = 0usize;
+                let mut buf = vec![0u8; 4 << 20];
+                let mut at = 0u64;
                 let outcome = loop {
-                    if at == bytes.len() {
+                    if at == len {
                         break Ok(hashers.into_iter().map(|(a, h)| (a, h.finish())).collect());
                     }
-                    let end = (at + (4 << 20)).min(bytes.len());
-                    if !wait_until_written(written, end as u64, cancel) {
+                    let n = (len - at).min(buf.len() as u64) as usize;
+                    if !wait_until_written(written, at + n as u64, cancel) {
                         break Err(EntryError::Cancelled);
                     }
-                    for (_, h) in &mut hashers {
-                        h.update(&bytes[at..end]);
+                    if let Err(e) = archive.read_exact_at(&mut buf[..n], at) {
+                        break Err(EntryError::Unreadable(e.to_string()));
                     }
-                    counters.add((end - at) as u64);
-                    at = end;
+                    for (_, h) in &mut hashers {
+                        h.update(&buf[..n]);
+                    }
+                    counters.add(n as u64);
+                    at += n as u64;
                 };
                 let _ = plan.outcomes[job].set(JobOutcome::WholeFile(outcome));
             });
