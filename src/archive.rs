@@ -280,7 +280,13 @@ impl Archive {
         if !meta.is_file() {
             return Err(ArchiveError::NotRegularFile);
         }
-        let file = File::open(path).map_err(ArchiveError::Unreadable)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        // Non-blocking: the path may have been swapped for a FIFO since the `stat` above,
+        // and opening a FIFO would block (on a regular file the flag changes nothing).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let file = options.open(path).map_err(ArchiveError::Unreadable)?;
         // What was opened, from the descriptor: the path may have been swapped for
         // something else between the `stat` above and the `open`.
         let meta = file.metadata().map_err(ArchiveError::Unreadable)?;

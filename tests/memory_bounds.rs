@@ -16,13 +16,11 @@
 //! [`ANONYMOUS_GOAL`]. The numbers are printed (`--nocapture`) for the README.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use plist::{Dictionary, Value};
 
+use crate::util::measure::{run_measured, Measured};
 use crate::util::robust::*;
 
 /// The goal of issue 14: at most 100 MB of memory for any input, plus the binary's own
@@ -40,31 +38,7 @@ const ANONYMOUS_GOAL: u64 = 100 << 20;
 /// arena) and the goal itself.
 const ADDRESS_ALLOWANCE: u64 = 300 << 20;
 
-struct Measured {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    /// Peak resident set size (bytes, `VmHWM`).
-    peak: u64,
-    /// Largest anonymous resident memory seen while polling every few milliseconds
-    /// (`RssAnon`): what the process allocated, without the mapped file and code.
-    peak_anon: u64,
-    /// Largest address space seen (`VmPeak`): what `RLIMIT_AS` limits.
-    peak_vm: u64,
-    elapsed: Duration,
-    file_len: u64,
-}
-
 impl Measured {
-    fn outcome(&self) -> Outcome {
-        Outcome {
-            code: self.code,
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
-            elapsed: self.elapsed,
-        }
-    }
-
     /// Ended with `code` and a verdict line, no panic or signal, within the goal.
     fn assert_bounded(&self, what: &str, code: i32) {
         self.outcome().assert_code(what, code);
@@ -88,87 +62,6 @@ impl Measured {
             "{what}: {} bytes of anonymous memory",
             self.peak_anon
         );
-    }
-}
-
-/// Run the binary with `args` under `RLIMIT_AS` = `file_len` + `allowance` (or
-/// `IPSWCHECK_AS_LIMIT`, to measure without the limit biting), killed after 120 s, and
-/// measure its peak resident set.
-fn run_measured(args: &[&str], file_len: u64, allowance: u64) -> Measured {
-    let limit = std::env::var("IPSWCHECK_AS_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(file_len + allowance);
-    let mut bin = crate::util::ipswcheck();
-    bin.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        bin.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit as libc::rlim_t,
-                rlim_max: limit as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let started = Instant::now();
-    let mut child = bin.spawn().expect("spawn ipswcheck");
-    let pipe = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = pipe(Box::new(child.stdout.take().unwrap()));
-    let err = pipe(Box::new(child.stderr.take().unwrap()));
-    let pid = child.id();
-    let mut peak_anon = 0u64;
-    let mut peak = 0u64;
-    let mut peak_vm = 0u64;
-    let proc_status = format!("/proc/{pid}/status");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        let text = std::fs::read_to_string(&proc_status).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        // Before `exec` the child is a copy of this test process: count only the
-        // ipswcheck image (its name is in the same file).
-        if text.lines().any(|l| l == "Name:\tipswcheck") {
-            peak_anon = peak_anon.max(field("RssAnon:"));
-            peak = peak.max(field("VmHWM:"));
-            peak_vm = peak_vm.max(field("VmPeak:"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ipswcheck {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let code = status.code();
-    Measured {
-        code,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        peak,
-        peak_anon,
-        peak_vm,
-        elapsed: started.elapsed(),
-        file_len,
     }
 }
 

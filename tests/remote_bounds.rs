@@ -208,43 +208,12 @@ fn remote_fuzz_seeds_reach_the_directory_reader() {
     }
 }
 
-/// Run the binary with `args` (stdout and stderr read on threads) and reap it with
-/// `wait4`: its exit code, stdout, and its peak resident set in bytes (`ru_maxrss`, of
-/// this child alone, whatever other tests run at the same time).
+/// The binary's exit code, stdout and peak resident memory (`VmHWM` of its own image:
+/// util::measure), run with room for a scan's thread arenas; never a panic.
 fn run_measured(args: &[&str]) -> (Option<i32>, String, u64) {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut cmd = crate::util::ipswcheck();
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // Reaped below with wait4 (for its rusage), not Child::wait.
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd.spawn().expect("spawn ipswcheck");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this child only.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: reaps our own child (not waited for by anyone else), writing into locals.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    let stdout = out_t.join().unwrap();
-    let stderr = err_t.join().unwrap();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, stdout, usage.ru_maxrss as u64 * 1024)
+    let m = crate::util::measure::run_measured(args, 0, 2 << 30);
+    assert!(!m.stderr.contains("panicked"), "{}", m.stderr);
+    (m.code, m.stdout, m.peak)
 }
 
 /// A sparse file whose end record declares a central directory of `cd_size` bytes of

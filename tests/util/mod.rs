@@ -14,6 +14,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+#[cfg(unix)]
+pub mod measure;
 pub mod remote;
 pub mod robust;
 pub mod seeds;
