@@ -109,6 +109,8 @@ fuzz_target!(|data: &[u8]| {
         VerifyOptions {
             hash: true,
             whole_file: Vec::new(),
+            shortcut: false,
+            trusted: None,
         },
         &AtomicU64::new(0),
         &AtomicBool::new(false),

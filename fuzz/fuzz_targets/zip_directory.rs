@@ -86,6 +86,8 @@ fuzz_target!(|data: &[u8]| {
         VerifyOptions {
             hash: true,
             whole_file: vec![DigestAlgorithm::Sha1],
+            shortcut: false,
+            trusted: None,
         },
         &progress,
         &cancel,
