@@ -49,11 +49,13 @@ fn assemble(data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn has_date(v: &plist::Value) -> bool {
+fn incomparable(v: &plist::Value) -> bool {
     match v {
         plist::Value::Date(_) | plist::Value::Uid(_) => true,
-        plist::Value::Array(a) => a.iter().any(has_date),
-        plist::Value::Dictionary(d) => d.values().any(has_date),
+        // NaN is never equal to itself, so no tree holding one compares equal.
+        plist::Value::Real(r) if r.is_nan() => true,
+        plist::Value::Array(a) => a.iter().any(incomparable),
+        plist::Value::Dictionary(d) => d.values().any(incomparable),
         _ => false,
     }
 }
@@ -65,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(cost <= MAX_PLIST_VALUES * VALUE_COST + MAX_PLIST_PAYLOAD);
         // ...and so safe to hand to plist itself, which must agree.
         if let Ok(reference) = plist::Value::from_reader(std::io::Cursor::new(&bytes)) {
-            if !has_date(&reference) {
+            if !incomparable(&reference) {
                 assert_eq!(bounded, reference);
             }
         }
