@@ -16,8 +16,7 @@
 #![no_main]
 
 use ipswcheck::manifest::{
-    read_plist_costed, BuildManifest, RestorePlist, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES,
-    VALUE_COST,
+    read_plist_costed, BuildManifest, RestorePlist, MAX_PLIST_PAYLOAD, MAX_PLIST_VALUES, VALUE_COST,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -35,7 +34,11 @@ fn assemble(data: &[u8]) -> Vec<u8> {
     let mut offsets = Vec::with_capacity(n);
     for i in 0..n {
         offsets.push(out.len() as u64);
-        let end = if i == n - 1 { body.len() } else { (i + 1) * each };
+        let end = if i == n - 1 {
+            body.len()
+        } else {
+            (i + 1) * each
+        };
         out.extend_from_slice(&body[i * each..end]);
     }
     let table = out.len() as u64;
