@@ -331,22 +331,9 @@ fn recommendation(rows: &[Value], inputs: &[Map<String, Value>]) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Builds compared as a scan compares them: `19H370` → (19, "H", 370, "").
+/// Builds compared as a scan compares them ([`super::recommend::build_key`]).
 fn build_cmp(a: &str, b: &str) -> Ordering {
-    fn key(build: &str) -> (u64, String, u64, String) {
-        let digits = |s: &str| -> (u64, usize) {
-            let n = s.chars().take_while(char::is_ascii_digit).count();
-            (s[..n].parse().unwrap_or(0), n)
-        };
-        let (major, n) = digits(build);
-        let rest = &build[n..];
-        let letters = rest.chars().take_while(char::is_ascii_alphabetic).count();
-        let train = rest[..letters].to_owned();
-        let rest = &rest[letters..];
-        let (minor, n) = digits(rest);
-        (major, train, minor, rest[n..].to_owned())
-    }
-    key(a).cmp(&key(b))
+    super::recommend::build_key(a).cmp(&super::recommend::build_key(b))
 }
 
 #[cfg(test)]

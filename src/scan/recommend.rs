@@ -15,7 +15,7 @@ fn version_key(version: &str) -> Vec<u64> {
 }
 
 /// `19H370` → (19, "H", 370, ""); `20A5283p` → (20, "A", 5283, "p").
-fn build_key(build: &str) -> (u64, String, u64, String) {
+pub(super) fn build_key(build: &str) -> (u64, String, u64, String) {
     let digits = |s: &str| -> (u64, usize) {
         let n = s.chars().take_while(char::is_ascii_digit).count();
         (s[..n].parse().unwrap_or(0), n)
