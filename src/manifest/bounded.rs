@@ -47,7 +47,10 @@ pub fn read_plist_bounded(bytes: &[u8]) -> Result<Value, String> {
 /// [`VALUE_COST`] + bytes of strings and data): what a manifest keeps of the budget
 /// ([`crate::budget`]) once parsed.
 pub fn read_plist_costed(bytes: &[u8]) -> Result<(Value, u64), String> {
-    reader::read(bytes)
+    // plist 1.10 panics on a binary date outside chrono's range (`date.rs`, found by the
+    // `binary_plist` fuzz target): a crafted manifest must be a refused plist, not a crash.
+    std::panic::catch_unwind(|| reader::read(bytes))
+        .unwrap_or_else(|_| Err("the plist could not be read (a malformed date?)".to_owned()))
 }
 
 /// A manifest's share of [`crate::budget`], held as long as any copy of the manifest
