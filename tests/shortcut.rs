@@ -192,3 +192,64 @@ fn a_whole_file_digest_does_not_double_the_progress_total() {
         assert_eq!(done, total, "with {expected:?}");
     }
 }
+
+/// An online `scan` hands ipsw.me's SHA-1 to each file's running verification, as a
+/// single check does: a file that matches it is covered; a SHA-1 that does not match
+/// covers nothing, and every component is still hashed and found intact.
+#[test]
+fn an_online_scan_is_covered_by_the_sha1_ipswme_publishes_and_only_by_a_match() {
+    use crate::util::signing::{ipswme_body, server_options, signed_body, FakeServer, Reply};
+    use ipswcheck::scan::{self, ScanOptions, ScanProgress};
+
+    for matching in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let (path, _) = modern(&lib);
+        let sha1: String = if matching {
+            sha1_of(&path).iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            "0123456789abcdef0123456789abcdef01234567".into()
+        };
+        let server = FakeServer::start(move |r| {
+            if r.is_tss() {
+                Reply::ok(signed_body())
+            } else {
+                Reply::ok(ipswme_body("iPhone13,2", "21F90", true, &sha1))
+            }
+        });
+        let mut check = options(Some("iPhone13,2"));
+        check.signing = server_options(&server, Some(&dir.path().join("cache")));
+        let mut o = ScanOptions::new(vec![lib], check);
+        o.jobs = 2;
+        o.window = scan::default_window(2);
+        let result = scan::scan(&o, &ScanProgress::default(), &AtomicBool::new(false)).unwrap();
+        let row = &result.files[0];
+        assert_eq!(
+            server.ipswme_requests().len(),
+            1,
+            "ipsw.me was asked about the build"
+        );
+        let covered = covered_finding(&row.report);
+        assert_eq!(covered.is_some(), matching, "{}", row.report.render(true));
+        assert!(row
+            .report
+            .checks
+            .components
+            .items
+            .iter()
+            .all(|c| !c.status.is_failure()));
+        if matching {
+            assert_eq!(row.report.exit_code, 0, "{}", row.report.render(true));
+        } else {
+            // ipsw.me's different SHA-1 is reported, never turned into "corrupt".
+            assert!(row
+                .report
+                .checks
+                .components
+                .items
+                .iter()
+                .all(|c| c.reason.as_deref() != Some(USER_REASON)));
+        }
+    }
+}

@@ -163,19 +163,21 @@ pub struct RequestRule {
 }
 
 impl RequestRule {
-    pub(super) fn list(value: &Value) -> Vec<RequestRule> {
-        let Some(rules) = value.as_array() else {
+    pub(super) fn list(value: Value) -> Vec<RequestRule> {
+        let Value::Array(rules) = value else {
             return Vec::new();
         };
         rules
-            .iter()
+            .into_iter()
             .map(|rule| {
-                let dict = rule.as_dictionary();
-                let pairs = |key: &str| {
-                    dict.and_then(|d| d.get(key))
-                        .and_then(Value::as_dictionary)
-                        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                        .unwrap_or_else(Vec::new)
+                let is_dict = matches!(rule, Value::Dictionary(_));
+                let mut dict = match rule {
+                    Value::Dictionary(d) => d,
+                    _ => Dictionary::new(),
+                };
+                let mut pairs = |key: &str| match dict.remove(key) {
+                    Some(Value::Dictionary(d)) => d.into_iter().collect(),
+                    _ => Vec::new(),
                 };
                 RequestRule {
                     conditions: pairs("Conditions"),
@@ -183,7 +185,7 @@ impl RequestRule {
                         .into_iter()
                         .filter_map(|(k, v)| Some((k, v.as_boolean()?)))
                         .collect(),
-                    is_dict: dict.is_some(),
+                    is_dict,
                 }
             })
             .collect()

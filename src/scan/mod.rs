@@ -783,11 +783,33 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
     if jobs > 0 {
         ctx.queue
             .submit(slot, (0..jobs).map(|j| (j, plan.job_size(j))));
-        ctx.queue.run_slot(slot, ctx.jobs.min(jobs), &|j| {
-            plan.run_one(j, &done, ctx.cancel)
+        let hashed = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // ipsw.me's whole-file SHA-1 reaches the running plan as soon as the signing
+            // thread has it, as in a single check: a file that matches it stops hashing
+            // its components (verify::shortcut). Without an answer nothing changes.
+            if let Signer::Pending { early, .. } = &signer {
+                let (early, hashed, prepared) = (Arc::clone(early), &hashed, &prepared);
+                s.spawn(move || {
+                    while !hashed.load(Ordering::Relaxed) {
+                        if let Some(signing) = early.get() {
+                            prepared.trust_ipswme(signing);
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+            }
+            ctx.queue.run_slot(slot, ctx.jobs.min(jobs), &|j| {
+                plan.run_one(j, &done, ctx.cancel)
+            });
+            hashed.store(true, Ordering::Relaxed);
         });
     }
     let (signing, signing_interrupted) = signer.wait(ctx.cancel);
+    // An answer that came after the last byte was hashed still says whether the file
+    // is the one Apple published (the shortcut's "whichever comes second").
+    prepared.trust_ipswme(&signing);
     let (mut report, verification) = prepared.finish_keeping(signing);
     ctx.progress.end(id);
     ctx.hashed_bytes
@@ -810,7 +832,12 @@ fn process(candidate: &walk::Candidate, slot: usize, ctx: &Ctx<'_>) -> Outcome {
 /// The signing answer of one file, asked on its own thread.
 enum Signer {
     Ready(SigningCheck),
-    Pending(mpsc::Receiver<SigningCheck>),
+    /// Asked on another thread; `early` holds a copy of the answer as soon as there is
+    /// one, for the running verification ([`PreparedCheck::trust_ipswme`]).
+    Pending {
+        rx: mpsc::Receiver<SigningCheck>,
+        early: Arc<std::sync::OnceLock<SigningCheck>>,
+    },
 }
 
 impl Signer {
@@ -819,7 +846,7 @@ impl Signer {
     fn wait(self, cancel: &AtomicBool) -> (SigningCheck, bool) {
         let rx = match self {
             Signer::Ready(s) => return (s, false),
-            Signer::Pending(rx) => rx,
+            Signer::Pending { rx, .. } => rx,
         };
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -850,15 +877,19 @@ fn start_signing(ipsw: &Arc<OpenedIpsw>, prepared: &PreparedCheck<'_>, ctx: &Ctx
         return Signer::Ready(prepared.sign_with(&ctx.session));
     }
     let (tx, rx) = mpsc::channel();
+    let early = Arc::new(std::sync::OnceLock::new());
     let ipsw = Arc::clone(ipsw);
     let check = Arc::clone(&ctx.check);
     let session = Arc::clone(&ctx.session);
+    let answer = Arc::clone(&early);
     let spawned = std::thread::Builder::new().spawn(move || {
         let prepared = PreparedCheck::for_library(&ipsw, &check);
-        let _ = tx.send(prepared.sign_with(&session));
+        let signing = prepared.sign_with(&session);
+        let _ = answer.set(signing.clone());
+        let _ = tx.send(signing);
     });
     match spawned {
-        Ok(_) => Signer::Pending(rx),
+        Ok(_) => Signer::Pending { rx, early },
         // No thread to spare: ask on this one.
         Err(_) => Signer::Ready(prepared.sign_with(&ctx.session)),
     }
