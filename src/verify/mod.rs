@@ -1311,10 +1311,21 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
         })
         .collect();
     left.reverse();
+    let total = left.first().copied().unwrap_or(0);
+    // Estimated cost of the jobs that have ended.
+    let finished = AtomicU64::new(0);
+    // Pipeline job k only when it would bound the run alone: its cost on one core is
+    // more than a fair share of *all* the work not yet done — the jobs after it and what
+    // the jobs started before it still have to do (counted whole until they end). Those
+    // running jobs matter: on a modern IPSW the stored 2 GiB OS starts first and is the
+    // bound itself; pipelining the 400 MB Cryptex next to it made the OS's worker hash
+    // the Cryptex's pieces too, and the check took 1.25 × the OS stream's time
+    // (BENCHMARKS.md, "modern").
     let pipelined = |k: usize| {
         let (p, j, cost) = queue[k];
+        let not_done = total.saturating_sub(finished.load(Ordering::Relaxed));
         workers > 1
-            && cost.saturating_mul(workers as u64) > left[k]
+            && cost.saturating_mul(workers as u64) > not_done
             && plans[p].pipelinable(plans[p].job_entries[j])
     };
     let next = AtomicUsize::new(0);
@@ -1325,7 +1336,7 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
                 loop {
                     hub.help();
                     let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(p, j, _)) = queue.get(k) else {
+                    let Some(&(p, j, cost)) = queue.get(k) else {
                         break;
                     };
                     let role = if pipelined(k) {
@@ -1334,6 +1345,7 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
                         Role::Helper(&hub)
                     };
                     plans[p].run_job(j, progress, cancel, role);
+                    finished.fetch_add(cost, Ordering::Relaxed);
                 }
                 hub.help_until_closed();
             });
