@@ -1,8 +1,9 @@
 //! The IPSW as a zip archive: opened read-only by memory map, central directory parsed
 //! once, entries streamed straight out of the mapping.
 //!
-//! Why this file is long (~860 lines): the zip layout checks (end records, zip64, local
-//! headers against the directory, overlaps) and the streaming entry reader must agree on
+//! Why this file is long (~1,500 lines): the zip layout checks (end records, zip64, local
+//! headers against the directory, overlaps), the streaming entry reader and the reading
+//! of local headers in stream order (a download without its directory yet) must agree on
 //! one reading of the bytes, so they stay together.
 //!
 //! Why this shape:

@@ -1,7 +1,7 @@
 //! `ipswcheck fetch URL -o FILE`: download an IPSW once, verifying it as it arrives, and
 //! keep it only if every check passed.
 //!
-//! Why this file is long (~900 lines): one download has to keep its `.part`, sidecar,
+//! Why this file is long (~1,100 lines): one download has to keep its `.part`, sidecar,
 //! resume, verification-as-bytes-arrive and publish rules consistent, with and without
 //! range support, so they stay in one place.
 //!
@@ -26,9 +26,16 @@
 //!    failed check nothing is kept, or with `keep` the file is kept as `FILE.failed`.
 //!
 //! A server without range support gets no preflight (the directory is at the end of a
-//! body it only sends whole): the body is streamed into `FILE.part` and checked in full
-//! once complete, device and signing included, with the same rule for publishing
-//! (`fetch_streamed`); such a download cannot be resumed.
+//! body it only sends whole): the body is streamed into `FILE.part` while a
+//! [`Follower`] verifies it from the local headers as it arrives — CRC-32s, the
+//! component digests once BuildManifest.plist is in, the whole-file digests — reading
+//! it with `pread` as it grows ([`Archive::growing`]). Once complete, the file gets the
+//! check `ipswcheck FILE` gives it, in which its zip directory decides which streamed
+//! verifications stand and the rest is verified from the file
+//! ([`check::check_opened_streamed`]): same verdict, little left to do after the last
+//! byte. Damage found on the way, or a manifest for another device, stops the download
+//! with nothing kept; the same rule for publishing applies (`fetch_streamed`). Such a
+//! download cannot be resumed.
 //!
 //! Read-only rule: an existing `FILE` is never modified or deleted (fetch refuses to
 //! start), and a `FILE.part` is only reused or removed when its sidecar says this command
