@@ -1854,6 +1854,78 @@ mod tests {
         assert_eq!(archive.entries().len(), 3);
     }
 
+    /// Local headers read in stream order: the fields, the zip64 sizes, a data
+    /// descriptor's, and reads of a growing file that wait for their bytes.
+    #[test]
+    fn local_headers_are_read_in_stream_order() {
+        let mut fixed = [0u8; LOCAL_HEADER_LEN];
+        fixed[..4].copy_from_slice(LOCAL_HEADER);
+        fixed[6] = 8; // a data descriptor follows
+        fixed[8] = 8; // deflated
+        fixed[14..18].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        fixed[18..26].copy_from_slice(&[0xFF; 8]);
+        let mut extra = vec![1, 0, 16, 0];
+        extra.extend_from_slice(&5_000_000_000u64.to_le_bytes());
+        extra.extend_from_slice(&7u64.to_le_bytes());
+        let header = LocalHeader::parse(100, &fixed, b"dir/a.dmg", &extra).unwrap();
+        assert_eq!(header.entry.size, 5_000_000_000);
+        assert_eq!(header.entry.compressed_size, 7);
+        assert_eq!(header.entry.method, Method::Deflated);
+        assert_eq!(header.entry.crc32, 0x1234_5678);
+        assert_eq!(header.data_start, 100 + 30 + 9 + 20);
+        assert!(header.descriptor && header.zip64 && !header.entry.is_dir);
+        // The descriptor's fields are taken where its compressed size is the one found.
+        let mut header = header;
+        let mut after = b"PK\x07\x08".to_vec();
+        after.extend_from_slice(&0xAABB_CCDDu32.to_le_bytes());
+        after.extend_from_slice(&42u64.to_le_bytes());
+        after.extend_from_slice(&99u64.to_le_bytes());
+        assert_eq!(header.complete_with_descriptor(&after, 41), None);
+        assert_eq!(header.complete_with_descriptor(&after, 42), Some(24));
+        assert_eq!(
+            (
+                header.entry.crc32,
+                header.entry.compressed_size,
+                header.entry.size
+            ),
+            (0xAABB_CCDD, 42, 99)
+        );
+        fixed[0] = b'X';
+        assert_eq!(LocalHeader::parse(0, &fixed, b"", &[]), None);
+
+        // A growing file: a read waits for its bytes, and fails once none will come.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        std::fs::write(&path, b"").unwrap();
+        let watermark = Arc::new(Watermark::new());
+        let archive = Archive::growing(
+            &path,
+            File::open(&path).unwrap(),
+            u64::MAX,
+            Arc::clone(&watermark),
+        );
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut buf = [0u8; 4];
+                archive.read_exact_at(&mut buf, 2).map(|()| buf)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            io::Write::write_all(&mut out, b"abcdef").unwrap();
+            watermark.advance(6);
+            assert_eq!(reader.join().unwrap().unwrap(), *b"cdef");
+        });
+        watermark.close();
+        let mut buf = [0u8; 4];
+        let e = archive.read_exact_at(&mut buf, 4).unwrap_err();
+        assert!(is_not_written(&e), "{e}");
+        assert_eq!(watermark.wait_past(4), 2);
+        assert_eq!(watermark.wait_past(6), 0);
+    }
+
     #[test]
     fn triage_tells_truncated_from_not_a_zip() {
         assert!(matches!(

@@ -1700,6 +1700,79 @@ mod tests {
         }
     }
 
+    /// The digests a pass computed over an IM4P of type `dtre`, as [`process_entry`]
+    /// gives them.
+    fn im4p_pass(requests: &[DigestRequest], data: &[u8]) -> JobOutcome {
+        let mut digester = Digester::new(requests.to_vec(), data.len() as u64);
+        digester.feed(data);
+        JobOutcome::Entry {
+            error: None,
+            digests: digester.finish(),
+            baseband: HashMap::new(),
+        }
+    }
+
+    fn work(requests: &[DigestRequest]) -> EntryWork {
+        EntryWork {
+            digests: requests.iter().copied().collect(),
+            baseband: BTreeMap::new(),
+        }
+    }
+
+    /// What a pass computed serves another work only where it would compute the same:
+    /// a subset of its digests, or a retag that rewrites nothing.
+    #[test]
+    fn derived_outcomes_are_the_outcomes_of_a_pass_with_that_work() {
+        let mut data = vec![0x30, 0x20, 0x16, 0x04];
+        data.extend_from_slice(b"IM4P\x16\x04dtre");
+        data.extend((0..200u8).collect::<Vec<_>>());
+        let req = |algorithm, retag: Option<&[u8; 4]>| DigestRequest {
+            algorithm,
+            retag: retag.copied(),
+        };
+        let speculated = [
+            req(DigestAlgorithm::Sha384, None),
+            req(DigestAlgorithm::Sha1, None),
+        ];
+        let pass = im4p_pass(&speculated, &data);
+        let used = work(&speculated);
+        let digests = |o: &JobOutcome| match o {
+            JobOutcome::Entry { digests, .. } => digests
+                .iter()
+                .map(|(r, d)| (*r, (d.container, d.primary.clone(), d.whole.clone())))
+                .collect::<BTreeMap<_, _>>(),
+            JobOutcome::WholeFile(_) => unreachable!(),
+        };
+        for target in [
+            vec![req(DigestAlgorithm::Sha384, None)],
+            vec![req(DigestAlgorithm::Sha1, None)],
+            // The file is of type dtre already: retagging to it rewrites nothing.
+            vec![req(DigestAlgorithm::Sha384, Some(b"dtre"))],
+            vec![],
+        ] {
+            let derived = derive(&used, &pass, &work(&target)).expect("derivable");
+            assert_eq!(
+                digests(&derived),
+                digests(&im4p_pass(&target, &data)),
+                "{target:?}"
+            );
+        }
+        // A retag that rewrites the type, another algorithm, baseband members: not there.
+        for target in [
+            work(&[req(DigestAlgorithm::Sha384, Some(b"rdtr"))]),
+            work(&[req(DigestAlgorithm::Sha256, None)]),
+            EntryWork {
+                digests: BTreeSet::new(),
+                baseband: [("ACDB".to_owned(), DigestAlgorithm::Sha384)].into(),
+            },
+        ] {
+            assert!(derive(&used, &pass, &target).is_none(), "{target:?}");
+        }
+        // A pass that computed no digest serves no work that asks for one.
+        let crc_only = im4p_pass(&[], &data);
+        assert!(derive(&work(&[]), &crc_only, &used).is_none());
+    }
+
     #[test]
     fn digester_handles_files_shorter_than_the_head() {
         let req = DigestRequest {
