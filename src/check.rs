@@ -741,17 +741,19 @@ pub fn whole_file_algorithms(options: &CheckOptions) -> Vec<DigestAlgorithm> {
     whole_file
 }
 
-/// The identities a check verifies for `options`, the compatibility verdict, and the
-/// finding that refuses the file when it is not for the device: what a check decides
-/// from the manifest alone (`file` names the file in that finding). A file refused for
-/// the device gets no identity, unless `verify_refused` (a library scan); one that
-/// restores nothing is verified against what it lists.
+/// What a check decides from the manifest alone: the identities it verifies, the
+/// compatibility verdict, and the finding that refuses the file when it is not for the
+/// device.
 struct Selection<'m> {
     identities: Vec<&'m BuildIdentity>,
     compatibility: CompatibilityCheck,
     findings: Vec<Finding>,
 }
 
+/// The [`Selection`] of a check of `options` (`file` names the file in a refusal): one
+/// rule for a check and for a download verified as it arrives ([`streamed_manifest`]). A
+/// file refused for the device gets no identity, unless `verify_refused` (a library
+/// scan); one that restores nothing is verified against what it lists.
 fn select<'m>(
     manifest: &'m BuildManifest,
     options: &CheckOptions,
