@@ -342,17 +342,23 @@ fn set_crc(bytes: &mut [u8], e: &ipswcheck_fixture::EntryLayout, crc: u32) {
     bytes[central..central + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Asserts of a fetch stopped early by what it found: the exit code, the verdict and the
-/// finding, a body the server was still sending, nothing left behind.
-fn assert_stopped(
-    (code, v, err, took): &(i32, serde_json::Value, String, Duration),
-    server: &NoRanges,
-    size: u64,
+/// Fetch `bytes` from a no-range server sending them at `pace` into `out`, for
+/// `device`: a fetch that what it found stopped early, with exit code `want` and nothing
+/// left behind, while the server was still sending. Its report and stderr.
+fn fetch_stopped(
+    bytes: &[u8],
+    pace: Pace,
     out: &Path,
+    device: &str,
+    apple: &Apple,
     want: i32,
-) {
-    assert_eq!(*code, want, "{v:#}{err}");
-    let stopped_at = streamed(v, "stopped_at");
+) -> (serde_json::Value, String) {
+    std::fs::create_dir_all(out).unwrap();
+    let size = bytes.len() as u64;
+    let server = NoRanges::start(bytes.to_vec(), pace);
+    let (code, v, err, took) = fetch(&server.url(), &out.join("fw.ipsw"), device, &[], apple);
+    assert_eq!(code, want, "{v:#}{err}");
+    let stopped_at = streamed(&v, "stopped_at");
     assert!(stopped_at < size, "{stopped_at} of {size}");
     assert!(
         server.sent() < size,
@@ -366,7 +372,9 @@ fn assert_stopped(
     assert!(names_in(out).is_empty(), "{:?}", names_in(out));
     // Long before a trickle of one byte every 20 ms could have sent the rest, and within
     // the stall timeout (5 s) of a server that sends nothing more.
-    assert!(*took < Duration::from_secs(60), "{took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    eprintln!("{pace:?}: stopped at {stopped_at} of {size} after {took:?}");
+    (v, err)
 }
 
 #[test]
@@ -389,7 +397,6 @@ fn a_bad_crc_early_in_the_stream_stops_the_download() {
     let mut bytes = std::fs::read(&path).unwrap();
     let range = os.data_range();
     bytes[(range.start + range.end) as usize / 2] ^= 0x40;
-    let size = bytes.len() as u64;
     let (local_code, _) = {
         let p = dir.path().join("bad.ipsw");
         std::fs::write(&p, &bytes).unwrap();
@@ -401,27 +408,12 @@ fn a_bad_crc_early_in_the_stream_stops_the_download() {
         Pace::TrickleAfter(range.end + (256 << 10)),
         Pace::StallAfter(range.end + (256 << 10)),
     ] {
-        std::fs::create_dir_all(&out).unwrap();
-        let server = NoRanges::start(bytes.clone(), pace);
-        let result = fetch(
-            &server.url(),
-            &out.join("fw.ipsw"),
-            "iPhone9,3",
-            &[],
-            &apple,
-        );
-        assert_stopped(&result, &server, size, &out, 10);
-        let v = &result.1;
+        let (v, _) = fetch_stopped(&bytes, pace, &out, "iPhone9,3", &apple, 10);
         assert_eq!(v["verdict"], "not_ready", "{v:#}");
         let damage = &v["checks"]["archive"]["damage"][0];
         assert_eq!(damage["entry"], os.name.as_str(), "{v:#}");
         assert_eq!(damage["crc"], true, "{v:#}");
         assert_eq!(v["problems"][0]["kind"], "archive_damage", "{v:#}");
-        eprintln!(
-            "{pace:?}: stopped at {} of {size} after {:?}",
-            streamed(v, "stopped_at"),
-            result.3
-        );
     }
 }
 
@@ -439,23 +431,14 @@ fn a_component_that_does_not_match_its_digest_stops_the_download() {
     bytes[range.start as usize + 1000] ^= 0x01;
     let crc = crc32(&bytes[range.start as usize..range.end as usize]);
     set_crc(&mut bytes, os, crc);
-    let size = bytes.len() as u64;
     let p = dir.path().join("bad.ipsw");
     std::fs::write(&p, &bytes).unwrap();
     let (local_code, local_v) = local(&p, "iPhone9,3", &apple);
     assert_eq!(local_code, 11, "{local_v:#}");
     let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let server = NoRanges::start(bytes.clone(), Pace::StallAfter(range.end + (1 << 20)));
-    let result = fetch(
-        &server.url(),
-        &out.join("fw.ipsw"),
-        "iPhone9,3",
-        &[],
-        &apple,
-    );
-    assert_stopped(&result, &server, size, &out, 11);
-    let v = &result.1;
+    let pace = Pace::StallAfter(range.end + (1 << 20));
+    let (v, _) = fetch_stopped(&bytes, pace, &out, "iPhone9,3", &apple, 11);
+    let v = &v;
     assert_eq!(v["verdict"], "not_ready", "{v:#}");
     assert_eq!(v["problems"][0]["kind"], "component_mismatch", "{v:#}");
     // The finding is the local check's.
@@ -500,24 +483,12 @@ fn a_manifest_for_another_device_stops_the_download() {
     for manifest_first in [true, false] {
         let (path, layout) = medium(dir.path(), manifest_first);
         let bytes = std::fs::read(&path).unwrap();
-        let size = bytes.len() as u64;
         let manifest = layout.zip.entry("BuildManifest.plist").unwrap();
         let out = dir.path().join("out");
-        std::fs::create_dir_all(&out).unwrap();
-        let server = NoRanges::start(bytes, Pace::TrickleAfter(manifest.end_offset()));
-        let result = fetch(
-            &server.url(),
-            &out.join("fw.ipsw"),
-            "iPhone10,1",
-            &[],
-            &apple,
-        );
-        let (code, v, err, _) = &result;
-        assert_eq!(*code, 20, "{v:#}{err}");
-        assert!(server.sent() < size);
-        assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
+        let pace = Pace::TrickleAfter(manifest.end_offset());
+        eprint!("manifest first: {manifest_first}: ");
+        let (v, err) = fetch_stopped(&bytes, pace, &out, "iPhone10,1", &apple, 20);
         assert!(err.contains("the file is not for this device"), "{err}");
-        assert!(streamed(v, "stopped_at") < size);
         // As the preflight of a server with ranges reports it.
         let (code, local_v) = local(&path, "iPhone10,1", &apple);
         assert_eq!(code, 20);
@@ -527,10 +498,6 @@ fn a_manifest_for_another_device_stops_the_download() {
             local_v["checks"]["compatibility"]
         );
         assert_eq!(v["checks"]["signing"]["status"], "skipped");
-        eprintln!(
-            "manifest first: {manifest_first}: stopped at {} of {size}",
-            streamed(v, "stopped_at")
-        );
     }
 }
 
