@@ -421,59 +421,61 @@ fn a_bad_crc_early_in_the_stream_stops_the_download() {
 fn a_component_that_does_not_match_its_digest_stops_the_download() {
     let dir = tempfile::tempdir().unwrap();
     let apple = Apple::signed();
-    // The manifest comes first; the stored root filesystem DMG right after it is changed
-    // with a CRC-32 to match (the zip is intact, the component is not Apple's).
-    let (path, layout) = medium(dir.path(), true);
-    let os = entry_of(&layout, "OS");
-    assert_eq!(os.method, 0);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let range = os.data_range();
-    bytes[range.start as usize + 1000] ^= 0x01;
-    let crc = crc32(&bytes[range.start as usize..range.end as usize]);
-    set_crc(&mut bytes, os, crc);
-    let p = dir.path().join("bad.ipsw");
-    std::fs::write(&p, &bytes).unwrap();
-    let (local_code, local_v) = local(&p, "iPhone9,3", &apple);
-    assert_eq!(local_code, 11, "{local_v:#}");
-    let out = dir.path().join("out");
-    let pace = Pace::StallAfter(range.end + (1 << 20));
-    let (v, _) = fetch_stopped(&bytes, pace, &out, "iPhone9,3", &apple, 11);
-    let v = &v;
-    assert_eq!(v["verdict"], "not_ready", "{v:#}");
-    assert_eq!(v["problems"][0]["kind"], "component_mismatch", "{v:#}");
-    // The finding is the local check's.
-    let mismatch = |v: &serde_json::Value| {
-        v["checks"]["components"]["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "OS")
-            .cloned()
-            .unwrap()
-    };
-    assert_eq!(mismatch(v), mismatch(&local_v));
-    assert_eq!(v["checks"]["signing"]["status"], "skipped");
-    assert!(
-        v["notes"]
-            .to_string()
-            .contains("the download was stopped at"),
-        "{v:#}"
-    );
+    for manifest_first in [true, false] {
+        // The stored root filesystem DMG (the first component, 24 MB) is changed with a
+        // CRC-32 to match: the zip is intact, the component is not Apple's.
+        let (path, layout) = medium(dir.path(), manifest_first);
+        let os = entry_of(&layout, "OS");
+        assert_eq!(os.method, 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let range = os.data_range();
+        bytes[range.start as usize + 1000] ^= 0x01;
+        let crc = crc32(&bytes[range.start as usize..range.end as usize]);
+        set_crc(&mut bytes, os, crc);
+        let p = dir.path().join("bad.ipsw");
+        std::fs::write(&p, &bytes).unwrap();
+        let (local_code, local_v) = local(&p, "iPhone9,3", &apple);
+        assert_eq!(local_code, 11, "{local_v:#}");
+        let out = dir.path().join("out");
+        // With the manifest first the mismatch is known as the image ends; with the
+        // manifest last (its digests computed on the way), as soon as the manifest is in,
+        // before the directory is sent.
+        let pace = if manifest_first {
+            Pace::StallAfter(range.end + (1 << 20))
+        } else {
+            let manifest = layout.zip.entry("BuildManifest.plist").unwrap();
+            Pace::TrickleAfter(manifest.end_offset())
+        };
+        eprint!("manifest first: {manifest_first}: ");
+        let (v, _) = fetch_stopped(&bytes, pace, &out, "iPhone9,3", &apple, 11);
+        assert_eq!(v["verdict"], "not_ready", "{v:#}");
+        assert_eq!(v["problems"][0]["kind"], "component_mismatch", "{v:#}");
+        // The finding is the local check's.
+        let mismatch = |v: &serde_json::Value| {
+            v["checks"]["components"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "OS")
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(mismatch(&v), mismatch(&local_v));
+        assert_eq!(v["checks"]["signing"]["status"], "skipped");
+        let notes = v["notes"].to_string();
+        assert!(notes.contains("the download was stopped at"), "{v:#}");
 
-    // With --keep the whole file is wanted: nothing stops it, and the report is the
-    // local check's.
-    let server = NoRanges::start(bytes.clone(), Pace::Whole);
-    let (code, v, err, _) = fetch(
-        &server.url(),
-        &out.join("fw.ipsw"),
-        "iPhone9,3",
-        &["--keep"],
-        &apple,
-    );
-    assert_eq!(code, 11, "{v:#}{err}");
-    assert_eq!(comparable(v), comparable(local_v));
-    assert_eq!(names_in(&out), BTreeSet::from(["fw.ipsw.failed".into()]));
-    assert_eq!(std::fs::read(out.join("fw.ipsw.failed")).unwrap(), bytes);
+        // With --keep the whole file is wanted: nothing stops it, and the report is the
+        // local check's.
+        let server = NoRanges::start(bytes.clone(), Pace::Whole);
+        let dest = out.join("fw.ipsw");
+        let (code, v, err, _) = fetch(&server.url(), &dest, "iPhone9,3", &["--keep"], &apple);
+        assert_eq!(code, 11, "{v:#}{err}");
+        assert_eq!(comparable(v), comparable(local_v));
+        assert_eq!(names_in(&out), BTreeSet::from(["fw.ipsw.failed".into()]));
+        assert_eq!(std::fs::read(out.join("fw.ipsw.failed")).unwrap(), bytes);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 }
 
 #[test]
