@@ -1,8 +1,9 @@
 //! The IPSW as a zip archive: opened read-only by memory map, central directory parsed
 //! once, entries streamed straight out of the mapping.
 //!
-//! Why this file is long (~860 lines): the zip layout checks (end records, zip64, local
-//! headers against the directory, overlaps) and the streaming entry reader must agree on
+//! Why this file is long (~1,500 lines): the zip layout checks (end records, zip64, local
+//! headers against the directory, overlaps), the streaming entry reader and the reading
+//! of local headers in stream order (a download without its directory yet) must agree on
 //! one reading of the bytes, so they stay together.
 //!
 //! Why this shape:
@@ -22,7 +23,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use flate2::{Decompress, FlushDecompress, Status};
 use memmap2::Mmap;
@@ -164,6 +166,9 @@ pub struct Archive {
     /// Reserved with the directory for what the caller reads next (the manifests, see
     /// [`Archive::open_reserving`]); empty once taken.
     reserved: crate::budget::Ticket,
+    /// How much of a file still being written is in place ([`Archive::growing`]): every
+    /// read waits for its bytes. `None` for a file that is complete.
+    watermark: Option<Arc<Watermark>>,
 }
 
 /// A zip layout that `unzip` and Python's `zipfile` read and that is unambiguous, but that
@@ -404,7 +409,30 @@ impl Archive {
             oddities: Vec::new(),
             _directory_memory: crate::budget::Ticket::none(),
             reserved: crate::budget::Ticket::none(),
+            watermark: None,
         }
+    }
+
+    /// An archive over `file`, which a download is still writing front to back and whose
+    /// zip directory has not arrived: a server without range support sends the directory
+    /// last, yet `fetch` verifies the entries as they land (`verify::follow`). It has no
+    /// entries; the caller makes them from the local headers ([`LocalHeader`]) and reads
+    /// them with [`Archive::stream`] and [`Archive::read_exact_at`], which wait until
+    /// `watermark` says their bytes are in place (an inflater never sees a byte before it
+    /// is written) and fail — the stream with [`EntryError::Cancelled`] — once the
+    /// download ended short of them. Nothing is mapped (the file is being written: see
+    /// [`Archive::unmap`]). `len` is the size the download will have (its
+    /// `Content-Length`; `u64::MAX` when unknown).
+    pub fn growing(
+        label: impl Into<PathBuf>,
+        file: File,
+        len: u64,
+        watermark: Arc<Watermark>,
+    ) -> Archive {
+        let mut archive = Archive::from_directory(label, len, Vec::new(), false);
+        archive.file = Some(file);
+        archive.watermark = Some(watermark);
+        archive
     }
 
     /// Parse a central directory with the `zip` crate: the entries, and whether some
@@ -548,7 +576,7 @@ impl Archive {
     /// [`Archive::unmap`]) with `pread`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         match (&self.map, &self.file) {
-            (None, Some(file)) => pread(file, buf, offset),
+            (None, Some(file)) => pread_in_place(file, buf, offset, self.watermark.as_deref()),
             _ => {
                 let bytes = self.bytes();
                 let src = usize::try_from(offset)
@@ -601,7 +629,10 @@ impl Archive {
     /// The raw (possibly compressed) bytes of `entry`, located through its local header.
     pub fn raw_range(&self, entry: &Entry) -> Result<Range<usize>, EntryError> {
         match self.unmapped_file() {
-            Some(file) => read_local_header(file, self.len, entry, false).map(|(range, _)| range),
+            Some(file) => {
+                read_local_header(file, self.len, entry, false, self.watermark.as_deref())
+                    .map(|(range, _)| range)
+            }
             None => raw_range(self.bytes(), entry),
         }
     }
@@ -609,7 +640,9 @@ impl Archive {
     /// A stream over the uncompressed bytes of `entry`, checking CRC and size.
     pub fn stream<'a>(&'a self, entry: &'a Entry) -> Result<EntryStream<'a>, EntryError> {
         match self.unmapped_file() {
-            Some(file) => EntryStream::from_file(file, self.len, entry),
+            Some(file) => {
+                EntryStream::from_growing_file(file, self.len, entry, self.watermark.as_deref())
+            }
             None => EntryStream::new(self.bytes(), entry),
         }
     }
@@ -869,24 +902,126 @@ fn read_local_header(
     file_len: u64,
     entry: &Entry,
     with_name: bool,
+    watermark: Option<&Watermark>,
 ) -> Result<(Range<usize>, Vec<u8>), EntryError> {
     let bad = || EntryError::BadLocalHeader(entry.header_offset);
-    let mut header = vec![0u8; 30];
-    pread(file, &mut header, entry.header_offset).map_err(|e| match e.kind() {
+    let failed = |e: io::Error| match e.kind() {
+        _ if is_not_written(&e) => EntryError::Cancelled,
         io::ErrorKind::UnexpectedEof => bad(),
         _ => EntryError::Unreadable(e.to_string()),
-    })?;
+    };
+    let mut header = vec![0u8; 30];
+    pread_in_place(file, &mut header, entry.header_offset, watermark).map_err(failed)?;
     let range = data_range(&header, file_len, entry)?;
     if !with_name {
         return Ok((range, header));
     }
     let name_len = u16::from_le_bytes([header[26], header[27]]) as usize;
     header.resize(30 + name_len, 0);
-    pread(file, &mut header[30..], entry.header_offset + 30).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => bad(),
-        _ => EntryError::Unreadable(e.to_string()),
-    })?;
+    pread_in_place(file, &mut header[30..], entry.header_offset + 30, watermark).map_err(failed)?;
     Ok((range, header))
+}
+
+/// How far a file that is being written front to back (a download into `FILE.part`) is
+/// in place: the writer advances it after each write and closes it when it stops; readers
+/// of an [`Archive::growing`] wait on it for the bytes they need.
+#[derive(Debug, Default)]
+pub struct Watermark {
+    written: AtomicU64,
+    closed: AtomicBool,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+/// The download ended before the bytes asked for were written ([`Watermark::wait_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the download ended before these bytes arrived")]
+pub struct NotWritten;
+
+impl Watermark {
+    pub fn new() -> Watermark {
+        Watermark::default()
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards no data of its own: a panic elsewhere leaves nothing broken.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first `to` bytes of the file are written (it only ever grows).
+    pub fn advance(&self, to: u64) {
+        let guard = self.guard();
+        self.written.fetch_max(to, Ordering::Release);
+        drop(guard);
+        self.changed.notify_all();
+    }
+
+    /// No more bytes will be written (the download is over, however it ended).
+    pub fn close(&self) {
+        let guard = self.guard();
+        self.closed.store(true, Ordering::Release);
+        drop(guard);
+        self.changed.notify_all();
+    }
+
+    /// Bytes from the start in place now.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Wait until the first `end` bytes are in place; [`NotWritten`] once the download
+    /// ended short of them.
+    pub fn wait_for(&self, end: u64) -> Result<(), NotWritten> {
+        if self.written() >= end {
+            return Ok(());
+        }
+        let mut guard = self.guard();
+        loop {
+            if self.written() >= end {
+                return Ok(());
+            }
+            if self.is_closed() {
+                return Err(NotWritten);
+            }
+            guard = self.changed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Wait until some byte at or after `at` is in place, or the download is over; how
+    /// many bytes from `at` on are in place then (0: the download ended at or before `at`).
+    pub fn wait_past(&self, at: u64) -> u64 {
+        match self.wait_for(at.saturating_add(1)) {
+            Ok(()) => self.written() - at,
+            Err(NotWritten) => self.written().saturating_sub(at),
+        }
+    }
+}
+
+/// `pread` the whole of `buf` at `offset`, first waiting for its bytes when the file is
+/// still being written (`watermark`); [`NotWritten`] (inside the error) when they never
+/// came.
+fn pread_in_place(
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+    watermark: Option<&Watermark>,
+) -> io::Result<()> {
+    if let Some(watermark) = watermark {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        watermark.wait_for(end).map_err(io::Error::other)?;
+    }
+    pread(file, buf, offset)
+}
+
+/// Whether a read failed because a download ended before its bytes arrived.
+pub fn is_not_written(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<NotWritten>())
 }
 
 /// `pread` the whole of `buf` at `offset` (a short file: `UnexpectedEof`).
@@ -1023,6 +1158,145 @@ fn check_local_header(header: &[u8], entry: &Entry) -> Result<(), EntryError> {
     Ok(())
 }
 
+/// The signature of a local file header, which starts every entry in stream order.
+pub const LOCAL_HEADER: &[u8; 4] = LOCAL_HEADER_SIGNATURE;
+/// The fixed part of a local file header, before its name and extra field.
+pub const LOCAL_HEADER_LEN: usize = 30;
+
+/// An entry as its local file header describes it, read in stream order (a download
+/// from a server without range support, whose zip directory comes last): `fetch`
+/// verifies entries as they arrive from these, and the directory, once it has arrived,
+/// decides which of those verifications stand (`verify::follow`). Apple's IPSWs repeat
+/// every directory field in the local header; a header that disagrees is simply not the
+/// entry the directory describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalHeader {
+    /// The entry with the header's name, method, flags, CRC-32 and sizes, at its offset
+    /// (`is_dir` from the name alone: the mode bits are only in the directory).
+    pub entry: Entry,
+    /// Where the entry's data starts.
+    pub data_start: u64,
+    /// Flag bit 3: the CRC-32 and sizes follow the data in a data descriptor (the
+    /// header's are zero), so where the data ends is not known from the header.
+    pub descriptor: bool,
+    /// The sizes came from a zip64 extra field (a data descriptor then has 8-byte sizes).
+    pub zip64: bool,
+}
+
+impl LocalHeader {
+    /// The name and extra-field lengths of the header whose fixed part is `fixed`.
+    pub fn tail_len(fixed: &[u8; LOCAL_HEADER_LEN]) -> (usize, usize) {
+        (
+            u16::from_le_bytes([fixed[26], fixed[27]]) as usize,
+            u16::from_le_bytes([fixed[28], fixed[29]]) as usize,
+        )
+    }
+
+    /// The header at `offset`: its fixed part and the `name`/`extra` that follow (of the
+    /// lengths [`LocalHeader::tail_len`] gave). `None` when it is not a local header.
+    pub fn parse(
+        offset: u64,
+        fixed: &[u8; LOCAL_HEADER_LEN],
+        name: &[u8],
+        extra: &[u8],
+    ) -> Option<LocalHeader> {
+        if &fixed[..4] != LOCAL_HEADER_SIGNATURE {
+            return None;
+        }
+        let u16_at = |at: usize| u16::from_le_bytes([fixed[at], fixed[at + 1]]);
+        let u32_at = |at: usize| u32::from_le_bytes(fixed[at..at + 4].try_into().expect("4 bytes"));
+        let flags = u16_at(6);
+        let method = match u16_at(8) {
+            0 => Method::Stored,
+            8 => Method::Deflated,
+            m => Method::Other(m),
+        };
+        let mut compressed_size = u64::from(u32_at(18));
+        let mut size = u64::from(u32_at(22));
+        let mut zip64 = false;
+        // The zip64 extra field holds the sizes whose 32-bit fields are all ones, the
+        // uncompressed one first (APPNOTE 4.5.3).
+        let mut at = 0;
+        while let Some(head) = extra.get(at..at + 4) {
+            let id = u16::from_le_bytes([head[0], head[1]]);
+            let len = u16::from_le_bytes([head[2], head[3]]) as usize;
+            let Some(data) = extra.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            if id == 0x0001 {
+                zip64 = true;
+                let mut fields = data
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
+                if size == 0xFFFF_FFFF {
+                    size = fields.next().unwrap_or(size);
+                }
+                if compressed_size == 0xFFFF_FFFF {
+                    compressed_size = fields.next().unwrap_or(compressed_size);
+                }
+            }
+            at += 4 + len;
+        }
+        let data_start =
+            offset.checked_add((LOCAL_HEADER_LEN + name.len() + extra.len()) as u64)?;
+        Some(LocalHeader {
+            entry: Entry {
+                name: String::from_utf8_lossy(name).into_owned(),
+                raw_name: name.to_vec(),
+                method,
+                compressed_size,
+                size,
+                crc32: u32_at(14),
+                header_offset: offset,
+                encrypted: flags & 1 != 0,
+                // As the `zip` crate decides from a name (`unzip` makes a directory).
+                is_dir: matches!(name.last(), Some(b'/' | b'\\')),
+            },
+            data_start,
+            descriptor: flags & 8 != 0,
+            zip64,
+        })
+    }
+
+    /// Complete a header with a data descriptor from the bytes that follow its data
+    /// (`after`, up to 24 of them), once the data was found to be `compressed` bytes
+    /// long: the descriptor's CRC-32 and sizes go into the entry; returns the
+    /// descriptor's length. `None` when no reading of `after` (with or without its
+    /// optional signature, 4- or 8-byte sizes) gives that compressed size.
+    pub fn complete_with_descriptor(&mut self, after: &[u8], compressed: u64) -> Option<u64> {
+        let read = |at: usize, n: usize| -> Option<u64> {
+            let b = after.get(at..at + n)?;
+            Some(b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+        };
+        let signed = after.get(..4) == Some(b"PK\x07\x08");
+        let mut readings = Vec::new();
+        for start in [if signed { Some(4) } else { None }, Some(0)]
+            .into_iter()
+            .flatten()
+        {
+            for width in if self.zip64 { [8, 4] } else { [4, 8] } {
+                readings.push((start, width));
+            }
+        }
+        for (start, width) in readings {
+            let (Some(crc), Some(csize), Some(usize_)) = (
+                read(start, 4),
+                read(start + 4, width),
+                read(start + 4 + width, width),
+            ) else {
+                continue;
+            };
+            if csize == compressed {
+                self.entry.crc32 = crc as u32;
+                self.entry.compressed_size = csize;
+                self.entry.size = usize_;
+                return Some((start + 4 + 2 * width) as u64);
+            }
+        }
+        None
+    }
+}
+
 /// One chunk from [`EntryStream::next_into`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunk<'a> {
@@ -1035,6 +1309,8 @@ pub enum Chunk<'a> {
 /// The raw bytes of an entry read from a file with `pread` ([`EntryStream::from_file`]).
 struct FileInput<'a> {
     file: &'a File,
+    /// Set when the file is still being written ([`Archive::growing`]).
+    watermark: Option<&'a Watermark>,
     /// Offset of the entry's raw data in the file.
     start: u64,
     /// Raw bytes `window_at..window_at + window.len()` of the entry (deflated entries).
@@ -1048,7 +1324,11 @@ const INPUT_WINDOW: usize = 256 << 10;
 impl FileInput<'_> {
     /// Fill `out` with the entry's raw bytes from `pos` on.
     fn read(&self, pos: usize, out: &mut [u8]) -> Result<(), EntryError> {
-        pread(self.file, out, self.start + pos as u64).map_err(|e| match e.kind() {
+        pread_in_place(self.file, out, self.start + pos as u64, self.watermark).map_err(|e| match e
+            .kind()
+        {
+            // The download ended before these bytes arrived.
+            _ if is_not_written(&e) => EntryError::Cancelled,
             // The file got shorter than its directory says since it was opened.
             io::ErrorKind::UnexpectedEof => EntryError::OutOfBounds,
             _ => EntryError::Unreadable(e.to_string()),
@@ -1116,15 +1396,27 @@ impl<'a> EntryStream<'a> {
     /// A stream over `entry` of `file` (of `file_len` bytes), read with `pread`: for a
     /// file that must not be mapped ([`Archive::unmap`]).
     pub fn from_file(file: &'a File, file_len: u64, entry: &'a Entry) -> Result<Self, EntryError> {
+        Self::from_growing_file(file, file_len, entry, None)
+    }
+
+    /// [`EntryStream::from_file`] for a file still being written ([`Archive::growing`]):
+    /// every read waits until `watermark` says its bytes are in place.
+    fn from_growing_file(
+        file: &'a File,
+        file_len: u64,
+        entry: &'a Entry,
+        watermark: Option<&'a Watermark>,
+    ) -> Result<Self, EntryError> {
         if entry.encrypted {
             return Err(EntryError::Encrypted);
         }
-        let (range, header) = read_local_header(file, file_len, entry, true)?;
+        let (range, header) = read_local_header(file, file_len, entry, true, watermark)?;
         check_local_header(&header, entry)?;
         let mut stream = Self::over(&[], entry)?;
         stream.len = range.len();
         stream.file = Some(FileInput {
             file,
+            watermark,
             start: range.start as u64,
             window: Vec::new(),
             window_at: 0,
@@ -1560,6 +1852,78 @@ mod tests {
         assert_eq!(archive.index_of("Firmware/"), None);
         assert_eq!(archive.index_of("LLB"), Some(2));
         assert_eq!(archive.entries().len(), 3);
+    }
+
+    /// Local headers read in stream order: the fields, the zip64 sizes, a data
+    /// descriptor's, and reads of a growing file that wait for their bytes.
+    #[test]
+    fn local_headers_are_read_in_stream_order() {
+        let mut fixed = [0u8; LOCAL_HEADER_LEN];
+        fixed[..4].copy_from_slice(LOCAL_HEADER);
+        fixed[6] = 8; // a data descriptor follows
+        fixed[8] = 8; // deflated
+        fixed[14..18].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        fixed[18..26].copy_from_slice(&[0xFF; 8]);
+        let mut extra = vec![1, 0, 16, 0];
+        extra.extend_from_slice(&5_000_000_000u64.to_le_bytes());
+        extra.extend_from_slice(&7u64.to_le_bytes());
+        let header = LocalHeader::parse(100, &fixed, b"dir/a.dmg", &extra).unwrap();
+        assert_eq!(header.entry.size, 5_000_000_000);
+        assert_eq!(header.entry.compressed_size, 7);
+        assert_eq!(header.entry.method, Method::Deflated);
+        assert_eq!(header.entry.crc32, 0x1234_5678);
+        assert_eq!(header.data_start, 100 + 30 + 9 + 20);
+        assert!(header.descriptor && header.zip64 && !header.entry.is_dir);
+        // The descriptor's fields are taken where its compressed size is the one found.
+        let mut header = header;
+        let mut after = b"PK\x07\x08".to_vec();
+        after.extend_from_slice(&0xAABB_CCDDu32.to_le_bytes());
+        after.extend_from_slice(&42u64.to_le_bytes());
+        after.extend_from_slice(&99u64.to_le_bytes());
+        assert_eq!(header.complete_with_descriptor(&after, 41), None);
+        assert_eq!(header.complete_with_descriptor(&after, 42), Some(24));
+        assert_eq!(
+            (
+                header.entry.crc32,
+                header.entry.compressed_size,
+                header.entry.size
+            ),
+            (0xAABB_CCDD, 42, 99)
+        );
+        fixed[0] = b'X';
+        assert_eq!(LocalHeader::parse(0, &fixed, b"", &[]), None);
+
+        // A growing file: a read waits for its bytes, and fails once none will come.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        std::fs::write(&path, b"").unwrap();
+        let watermark = Arc::new(Watermark::new());
+        let archive = Archive::growing(
+            &path,
+            File::open(&path).unwrap(),
+            u64::MAX,
+            Arc::clone(&watermark),
+        );
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut buf = [0u8; 4];
+                archive.read_exact_at(&mut buf, 2).map(|()| buf)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            io::Write::write_all(&mut out, b"abcdef").unwrap();
+            watermark.advance(6);
+            assert_eq!(reader.join().unwrap().unwrap(), *b"cdef");
+        });
+        watermark.close();
+        let mut buf = [0u8; 4];
+        let e = archive.read_exact_at(&mut buf, 4).unwrap_err();
+        assert!(is_not_written(&e), "{e}");
+        assert_eq!(watermark.wait_past(4), 2);
+        assert_eq!(watermark.wait_past(6), 0);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::report::{
     DeviceFacts, FirmwareFacts, IdentityFacts, Report,
 };
 use crate::signing::{self, SigningCheck, SigningOptions};
+use crate::verify::follow::{Injected, Selected, Streamed};
 use crate::verify::{self, ComponentStatus, TrustSource, TrustedDigest, VerifyOptions, VerifyPlan};
 
 /// The largest plist ipswcheck will read: 16× the largest real manifest seen (1 MB of
@@ -209,10 +210,27 @@ fn device_facts(options: &CheckOptions) -> Option<DeviceFacts> {
 
 /// Check an opened IPSW: prepare, then hash and ask Apple at the same time, then judge.
 pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progress) -> Report {
+    check_opened_streamed(ipsw, options, progress, None).0
+}
+
+/// [`check_opened`] of a file that a download verified as it arrived (`fetch` from a
+/// server without range support, [`verify::follow`]): what `streamed` verified of the
+/// entries this file's directory describes is taken ([`VerifyPlan::inject`]), the rest
+/// runs as in any check, and the report is judged as any check's. Also says what was
+/// taken.
+pub fn check_opened_streamed(
+    ipsw: &OpenedIpsw,
+    options: &CheckOptions,
+    progress: &Progress,
+    streamed: Option<&Streamed>,
+) -> (Report, Injected) {
     let prepared = PreparedCheck::new(ipsw, options);
     progress
         .total
         .store(prepared.plan().total_work(), Ordering::Relaxed);
+    let injected = streamed
+        .map(|s| prepared.plan().inject(s, &progress.done))
+        .unwrap_or_default();
     let signing = std::thread::scope(|s| {
         let signer = s.spawn(|| {
             let signing = prepared.sign();
@@ -227,7 +245,87 @@ pub fn check_opened(ipsw: &OpenedIpsw, options: &CheckOptions, progress: &Progre
             failed
         })
     });
-    prepared.finish(signing)
+    (prepared.finish(signing), injected)
+}
+
+/// How the verification of a download as it arrives reads BuildManifest.plist: as a
+/// check opens it ([`open_ipsw`]: at most [`MAX_PLIST_BYTES`], parsed by the same bounded
+/// reader within [`MANIFEST_ALLOWANCE`]), then the identities a check of `options`
+/// selects. `None` when it cannot be read or parsed (the check of the complete file then
+/// says why).
+pub fn streamed_manifest(
+    archive: &Archive,
+    entry: &crate::archive::Entry,
+    options: &CheckOptions,
+) -> Option<(BuildManifest, Selected)> {
+    let mut allowance = crate::budget::reserve(MANIFEST_ALLOWANCE);
+    let bytes = archive.read_small(entry, MAX_PLIST_BYTES).ok()?;
+    let manifest = BuildManifest::from_bytes_within(&bytes, &mut allowance).ok()?;
+    drop(bytes);
+    drop(allowance);
+    let selection = select(&manifest, options, false, archive.path());
+    let refused = selection
+        .findings
+        .iter()
+        .any(|f| f.exit_code() == Some(crate::exit::ExitCode::WrongDevice));
+    let selected = Selected::new(&selection.identities, refused);
+    drop(selection);
+    Some((manifest, selected))
+}
+
+/// The report of a download stopped because what arrived is damaged ([`verify::follow`]):
+/// the check of what arrived, judged as any check — the entries walked as a directory
+/// (`label`, `len`), the damage and component mismatches found, the device verdict when
+/// the manifest arrived — with signing not asked (`why`). Components whose file did not
+/// arrive are not reported.
+pub fn stopped_report(
+    label: &str,
+    len: u64,
+    streamed: &mut Streamed,
+    options: &CheckOptions,
+    why: &str,
+) -> Report {
+    let archive = Archive::from_directory(
+        label,
+        len,
+        streamed.entries().to_vec(),
+        streamed.has_duplicate_names(),
+    );
+    let no_progress = AtomicU64::new(0);
+    let Some(manifest) = streamed.take_manifest() else {
+        // Without the manifest: the archive check of what arrived.
+        let plan = VerifyPlan::new(
+            &archive,
+            &[],
+            VerifyOptions {
+                hash: true,
+                ..VerifyOptions::default()
+            },
+        );
+        plan.inject(streamed, &no_progress);
+        let mut findings = Vec::new();
+        let archive_check = archive_check(&archive, &plan.verification_so_far(), &mut findings);
+        let mut report = Report::new(label.to_owned(), Checks::skipped(why));
+        report.checks.archive = archive_check;
+        report.device = device_facts(options);
+        report.findings = findings;
+        report.conclude();
+        return report;
+    };
+    let opened = OpenedIpsw {
+        archive,
+        manifest,
+        restore: None,
+    };
+    let prepared = PreparedCheck::new(&opened, options);
+    prepared.plan().inject(streamed, &no_progress);
+    let so_far = prepared.plan().verification_so_far();
+    let mut report = prepared.finish_with(&so_far, SigningCheck::skipped(why));
+    if report.checks.components.status == CheckStatus::Ok {
+        // Only some components arrived: none failed, but the file was not verified.
+        report.checks.components.status = CheckStatus::Skipped;
+    }
+    report
 }
 
 /// One file's check after "identify" and before "verify": the identities chosen, the
@@ -258,82 +356,12 @@ impl<'a> PreparedCheck<'a> {
     }
 
     fn with_refused(ipsw: &'a OpenedIpsw, options: &'a CheckOptions, verify_refused: bool) -> Self {
-        let manifest = &ipsw.manifest;
-        let mut findings = Vec::new();
-        let restorable = !identify::restore_identities(manifest).is_empty();
-        let selection = if restorable {
-            identify::select(manifest, options.device.as_deref(), options.behavior)
-        } else {
-            let mut variants: Vec<String> = Vec::new();
-            for v in manifest
-                .identities
-                .iter()
-                .filter_map(|i| i.info.variant.clone())
-            {
-                if !variants.contains(&v) && variants.len() < 3 {
-                    variants.push(v);
-                }
-            }
-            Err(Finding::NotARestoreIpsw {
-                file: ipsw.archive.path().display().to_string(),
-                variants,
-            })
-        };
-        let (identities, compatibility) = match selection {
-            Ok(ids) => {
-                let message = match &options.device {
-                    Some(boards) => format!(
-                        "{} is supported ({})",
-                        boards[0].product_type,
-                        ids.iter()
-                            .filter_map(|i| i.info.device_class.as_deref())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    None => "no device given: every customer identity is checked".into(),
-                };
-                let status = if options.device.is_some() {
-                    CheckStatus::Ok
-                } else {
-                    CheckStatus::Skipped
-                };
-                (ids, CompatibilityCheck { status, message })
-            }
-            Err(finding) => {
-                let message = finding.message();
-                let restorable = !matches!(finding, Finding::NotARestoreIpsw { .. });
-                findings.push(finding);
-                // A file that restores nothing (a Developer Disk Image) is still verified
-                // against what it does list: its integrity is a fact worth stating.
-                let verified = if !restorable {
-                    manifest
-                        .identities
-                        .iter()
-                        .filter(|i| !i.info.is_research())
-                        .collect()
-                } else if verify_refused {
-                    identify::customer_identities(manifest, options.behavior)
-                } else {
-                    Vec::new()
-                };
-                (
-                    verified,
-                    CompatibilityCheck {
-                        status: CheckStatus::Fail,
-                        message,
-                    },
-                )
-            }
-        };
-        let mut whole_file = Vec::new();
-        if let Some(e) = &options.expected {
-            whole_file.push(e.algorithm);
-        }
-        if !options.signing.offline && !whole_file.contains(&DigestAlgorithm::Sha1) {
-            // ipsw.me publishes Apple's whole-file SHA-1: compute it alongside, at no
-            // cost in wall time, so its answer can be compared.
-            whole_file.push(DigestAlgorithm::Sha1);
-        }
+        let Selection {
+            identities,
+            compatibility,
+            findings,
+        } = select(&ipsw.manifest, options, verify_refused, ipsw.archive.path());
+        let whole_file = whole_file_algorithms(options);
         // A whole-file digest the user gives, or the one Apple published (ipsw.me, when
         // online), covers every component once the file matches it (verify::shortcut).
         let trusted = options.expected.as_ref().map(|e| TrustedDigest {
@@ -467,92 +495,7 @@ impl<'a> PreparedCheck<'a> {
             None => fresh.as_ref().expect("the plan was finished above"),
         };
 
-        // archive
-        let crc_failures = verification
-            .damaged_entries
-            .iter()
-            .filter(|d| d.crc)
-            .count();
-        let mut damage = verification.damaged_entries.clone();
-        if archive.has_duplicate_names() {
-            damage.push(verify::EntryDamage {
-                entry: String::new(),
-                problem: "the central directory names an entry more than once".into(),
-                crc: false,
-            });
-        }
-        for e in archive
-            .entries()
-            .iter()
-            .filter(|e| escapes_archive(&e.name))
-        {
-            damage.push(verify::EntryDamage {
-                entry: e.name.clone(),
-                problem: "its name is absolute or climbs out with `..`: Apple never writes \
-                          such names, and a tool that unpacks this file could write outside \
-                          its folder"
-                    .into(),
-                crc: false,
-            });
-        }
-        for d in &damage {
-            findings.push(Finding::ArchiveDamage {
-                entry: d.entry.clone(),
-                problem: d.problem.clone(),
-                crc: d.crc,
-            });
-        }
-        for oddity in archive.oddities() {
-            findings.push(Finding::ArchiveOddity {
-                file: archive.path().display().to_string(),
-                oddity: oddity.to_string(),
-            });
-        }
-        if let Some(why) = archive.read_error() {
-            let problem = format!("{}: {why}", archive.path().display());
-            damage.push(verify::EntryDamage {
-                entry: String::new(),
-                problem: problem.clone(),
-                crc: false,
-            });
-            // First, as a change is: every other finding may be its effect.
-            findings.insert(
-                0,
-                Finding::ArchiveDamage {
-                    entry: String::new(),
-                    problem,
-                    crc: false,
-                },
-            );
-        }
-        if let Some(why) = archive.changed() {
-            damage.push(verify::EntryDamage {
-                entry: String::new(),
-                problem: format!("the file changed during the check: {why}"),
-                crc: false,
-            });
-            // First: every other finding may be an effect of the change, and the
-            // headline shows the first finding of a damaged file.
-            findings.insert(
-                0,
-                Finding::ChangedDuringCheck {
-                    file: archive.path().display().to_string(),
-                    why,
-                },
-            );
-        }
-        let archive_check = ArchiveCheck {
-            // With --quick the directory parsed and nothing was read: still "ok".
-            status: if damage.is_empty() {
-                CheckStatus::Ok
-            } else {
-                CheckStatus::Fail
-            },
-            entries: archive.entries().len(),
-            crc_failures,
-            damage,
-            crc_checked: verification.entries_checked,
-        };
+        let archive_check = archive_check(archive, verification, &mut findings);
 
         // components
         for c in verification.components.iter() {
@@ -686,6 +629,207 @@ impl<'a> PreparedCheck<'a> {
         report.findings = findings;
         report.conclude();
         (report, fresh)
+    }
+}
+
+/// The archive check of a verification: its damaged entries, and what the archive
+/// itself shows (names repeated or escaping the archive, an unusual layout, a read error,
+/// a change during the check), each also a finding.
+fn archive_check(
+    archive: &Archive,
+    verification: &verify::Verification,
+    findings: &mut Vec<Finding>,
+) -> ArchiveCheck {
+    let crc_failures = verification
+        .damaged_entries
+        .iter()
+        .filter(|d| d.crc)
+        .count();
+    let mut damage = verification.damaged_entries.clone();
+    if archive.has_duplicate_names() {
+        damage.push(verify::EntryDamage {
+            entry: String::new(),
+            problem: "the central directory names an entry more than once".into(),
+            crc: false,
+        });
+    }
+    for e in archive
+        .entries()
+        .iter()
+        .filter(|e| escapes_archive(&e.name))
+    {
+        damage.push(verify::EntryDamage {
+            entry: e.name.clone(),
+            problem: "its name is absolute or climbs out with `..`: Apple never writes \
+                          such names, and a tool that unpacks this file could write outside \
+                          its folder"
+                .into(),
+            crc: false,
+        });
+    }
+    for d in &damage {
+        findings.push(Finding::ArchiveDamage {
+            entry: d.entry.clone(),
+            problem: d.problem.clone(),
+            crc: d.crc,
+        });
+    }
+    for oddity in archive.oddities() {
+        findings.push(Finding::ArchiveOddity {
+            file: archive.path().display().to_string(),
+            oddity: oddity.to_string(),
+        });
+    }
+    if let Some(why) = archive.read_error() {
+        let problem = format!("{}: {why}", archive.path().display());
+        damage.push(verify::EntryDamage {
+            entry: String::new(),
+            problem: problem.clone(),
+            crc: false,
+        });
+        // First, as a change is: every other finding may be its effect.
+        findings.insert(
+            0,
+            Finding::ArchiveDamage {
+                entry: String::new(),
+                problem,
+                crc: false,
+            },
+        );
+    }
+    if let Some(why) = archive.changed() {
+        damage.push(verify::EntryDamage {
+            entry: String::new(),
+            problem: format!("the file changed during the check: {why}"),
+            crc: false,
+        });
+        // First: every other finding may be an effect of the change, and the
+        // headline shows the first finding of a damaged file.
+        findings.insert(
+            0,
+            Finding::ChangedDuringCheck {
+                file: archive.path().display().to_string(),
+                why,
+            },
+        );
+    }
+    ArchiveCheck {
+        // With --quick the directory parsed and nothing was read: still "ok".
+        status: if damage.is_empty() {
+            CheckStatus::Ok
+        } else {
+            CheckStatus::Fail
+        },
+        entries: archive.entries().len(),
+        crc_failures,
+        damage,
+        crc_checked: verification.entries_checked,
+    }
+}
+
+/// The whole-file digests a check computes: the one the user expects (`--sha1`,
+/// `--sha256`) and, online, the SHA-1 ipsw.me publishes (Apple's), so its answer can be
+/// compared — alongside the rest, at no cost in wall time.
+pub fn whole_file_algorithms(options: &CheckOptions) -> Vec<DigestAlgorithm> {
+    let mut whole_file = Vec::new();
+    if let Some(e) = &options.expected {
+        whole_file.push(e.algorithm);
+    }
+    if !options.signing.offline && !whole_file.contains(&DigestAlgorithm::Sha1) {
+        whole_file.push(DigestAlgorithm::Sha1);
+    }
+    whole_file
+}
+
+/// What a check decides from the manifest alone: the identities it verifies, the
+/// compatibility verdict, and the finding that refuses the file when it is not for the
+/// device.
+struct Selection<'m> {
+    identities: Vec<&'m BuildIdentity>,
+    compatibility: CompatibilityCheck,
+    findings: Vec<Finding>,
+}
+
+/// The [`Selection`] of a check of `options` (`file` names the file in a refusal): one
+/// rule for a check and for a download verified as it arrives ([`streamed_manifest`]). A
+/// file refused for the device gets no identity, unless `verify_refused` (a library
+/// scan); one that restores nothing is verified against what it lists.
+fn select<'m>(
+    manifest: &'m BuildManifest,
+    options: &CheckOptions,
+    verify_refused: bool,
+    file: &Path,
+) -> Selection<'m> {
+    let mut findings = Vec::new();
+    let restorable = !identify::restore_identities(manifest).is_empty();
+    let selection = if restorable {
+        identify::select(manifest, options.device.as_deref(), options.behavior)
+    } else {
+        let mut variants: Vec<String> = Vec::new();
+        for v in manifest
+            .identities
+            .iter()
+            .filter_map(|i| i.info.variant.clone())
+        {
+            if !variants.contains(&v) && variants.len() < 3 {
+                variants.push(v);
+            }
+        }
+        Err(Finding::NotARestoreIpsw {
+            file: file.display().to_string(),
+            variants,
+        })
+    };
+    let (identities, compatibility) = match selection {
+        Ok(ids) => {
+            let message = match &options.device {
+                Some(boards) => format!(
+                    "{} is supported ({})",
+                    boards[0].product_type,
+                    ids.iter()
+                        .filter_map(|i| i.info.device_class.as_deref())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => "no device given: every customer identity is checked".into(),
+            };
+            let status = if options.device.is_some() {
+                CheckStatus::Ok
+            } else {
+                CheckStatus::Skipped
+            };
+            (ids, CompatibilityCheck { status, message })
+        }
+        Err(finding) => {
+            let message = finding.message();
+            let restorable = !matches!(finding, Finding::NotARestoreIpsw { .. });
+            findings.push(finding);
+            // A file that restores nothing (a Developer Disk Image) is still verified
+            // against what it does list: its integrity is a fact worth stating.
+            let verified = if !restorable {
+                manifest
+                    .identities
+                    .iter()
+                    .filter(|i| !i.info.is_research())
+                    .collect()
+            } else if verify_refused {
+                identify::customer_identities(manifest, options.behavior)
+            } else {
+                Vec::new()
+            };
+            (
+                verified,
+                CompatibilityCheck {
+                    status: CheckStatus::Fail,
+                    message,
+                },
+            )
+        }
+    };
+    Selection {
+        identities,
+        compatibility,
+        findings,
     }
 }
 

@@ -715,6 +715,8 @@ fn fetch(args: cli::FetchArgs) -> ExitCode {
                 "partial download kept in {}: run the same command again to resume",
                 shown(part)
             )
+        } else if let Some(why) = &outcome.stopped {
+            format!("nothing saved: {why} ({} was not created)", shown(&dest))
         } else if outcome.downloaded {
             format!(
                 "nothing saved: the download failed a check ({} was not created)",

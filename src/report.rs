@@ -37,6 +37,10 @@ pub struct Report {
     /// absent for local files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_fetched: Option<u64>,
+    /// `fetch` from a server without range support: what was verified while the bytes
+    /// arrived and what only once the download was complete; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streamed: Option<StreamedFacts>,
     pub verdict: Verdict,
     pub exit_code: i32,
     pub firmware: Option<FirmwareFacts>,
@@ -53,6 +57,32 @@ pub struct Report {
     /// The typed findings everything above is judged from.
     #[serde(skip)]
     pub findings: Vec<Finding>,
+}
+
+/// How a download from a server without range support was verified (README "JSON
+/// report"): entries whose CRC-32, size and component digests were verified while it
+/// arrived (and the directory confirmed), and entries verified from the file after the
+/// last byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamedFacts {
+    /// Entries verified during the download, and their compressed bytes.
+    pub entries_during: usize,
+    pub bytes_during: u64,
+    /// Of those, entries that arrived before BuildManifest.plist and were read a second
+    /// time from the partial file (not downloaded again) for their component digests,
+    /// and their compressed bytes.
+    pub entries_reread: usize,
+    pub bytes_reread: u64,
+    /// Entries verified from the file once it was complete, and their compressed bytes.
+    pub entries_after: usize,
+    pub bytes_after: u64,
+    /// The whole-file digests (`--sha1`/`--sha256`, ipsw.me's SHA-1) were computed as
+    /// the bytes arrived.
+    pub whole_file_during: bool,
+    /// The download was stopped after this many bytes (damage found, or a manifest for
+    /// another device); absent when it ran to the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +235,7 @@ impl Report {
             file,
             size: None,
             bytes_fetched: None,
+            streamed: None,
             verdict: Verdict::NotReady,
             exit_code: 0,
             firmware: None,

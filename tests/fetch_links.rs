@@ -406,6 +406,8 @@ fn a_part_swapped_for_a_link_mid_download_is_not_what_is_checked() {
         std::fs::read(&good).unwrap(),
         std::fs::read(&s.source).unwrap()
     );
-    // What was written is the damaged body, in the file fetch wrote.
-    assert_eq!(std::fs::read(s.path("moved")).unwrap(), damaged);
+    // What was written is the damaged body, in the file fetch wrote (up to where the
+    // damage found on the way stopped the download).
+    let moved = std::fs::read(s.path("moved")).unwrap();
+    assert!(!moved.is_empty() && damaged.starts_with(&moved));
 }

@@ -37,6 +37,7 @@ mod signing;
 mod signing_cli;
 mod signing_tls;
 mod special_files;
+mod streamed_fetch;
 mod streams;
 mod tss_request;
 #[cfg(unix)]

@@ -1,7 +1,7 @@
 //! `ipswcheck fetch URL -o FILE`: download an IPSW once, verifying it as it arrives, and
 //! keep it only if every check passed.
 //!
-//! Why this file is long (~900 lines): one download has to keep its `.part`, sidecar,
+//! Why this file is long (~1,100 lines): one download has to keep its `.part`, sidecar,
 //! resume, verification-as-bytes-arrive and publish rules consistent, with and without
 //! range support, so they stay in one place.
 //!
@@ -26,9 +26,16 @@
 //!    failed check nothing is kept, or with `keep` the file is kept as `FILE.failed`.
 //!
 //! A server without range support gets no preflight (the directory is at the end of a
-//! body it only sends whole): the body is streamed into `FILE.part` and checked in full
-//! once complete, device and signing included, with the same rule for publishing
-//! (`fetch_streamed`); such a download cannot be resumed.
+//! body it only sends whole): the body is streamed into `FILE.part` while a
+//! [`Follower`] verifies it from the local headers as it arrives — CRC-32s, the
+//! component digests once BuildManifest.plist is in, the whole-file digests — reading
+//! it with `pread` as it grows ([`Archive::growing`]). Once complete, the file gets the
+//! check `ipswcheck FILE` gives it, in which its zip directory decides which streamed
+//! verifications stand and the rest is verified from the file
+//! ([`check::check_opened_streamed`]): same verdict, little left to do after the last
+//! byte. Damage found on the way, or a manifest for another device, stops the download
+//! with nothing kept; the same rule for publishing applies (`fetch_streamed`). Such a
+//! download cannot be resumed.
 //!
 //! Read-only rule: an existing `FILE` is never modified or deleted (fetch refuses to
 //! start), and a `FILE.part` is only reused or removed when its sidecar says this command
@@ -41,6 +48,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -49,11 +57,12 @@ use super::client::io_error_chain;
 use super::part;
 use super::{fix_remote_report, human_bytes, open_url, quick_check, remote_failure, unreadable};
 use super::{RemoteError, RemoteFile, Validators};
-use crate::archive::{Archive, ArchiveError, MappedCheck};
-use crate::check::{check_file, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, Progress};
+use crate::archive::{Archive, ArchiveError, Entry, MappedCheck, Watermark};
+use crate::check::{self, CheckOptions, OpenError, OpenedIpsw, PreparedCheck, Progress};
 use crate::judge::Finding;
-use crate::report::{CheckStatus, Checks, Report};
+use crate::report::{CheckStatus, Checks, Report, StreamedFacts};
 use crate::signing::SigningSession;
+use crate::verify::follow::{Follower, Injected, StopReason};
 use crate::verify::{self, EntryDamage};
 
 /// Default for [`FetchOptions::retries`].
@@ -92,6 +101,9 @@ pub struct FetchOutcome {
     pub resumed_from: Option<u64>,
     /// Whether the body was downloaded at all (false: the preflight stopped it).
     pub downloaded: bool,
+    /// Why a download from a server without ranges was stopped before its end (damage
+    /// found, or a manifest for another device), and how far it got; nothing is kept.
+    pub stopped: Option<String>,
 }
 
 impl FetchOutcome {
@@ -103,6 +115,7 @@ impl FetchOutcome {
             partial: None,
             resumed_from: None,
             downloaded: false,
+            stopped: None,
         }
     }
 }
@@ -452,6 +465,7 @@ pub fn fetch(
         partial: None,
         resumed_from: resume_from,
         downloaded: true,
+        stopped: None,
     };
     if let Err(failure) = result {
         drop(prepared);
@@ -577,13 +591,20 @@ struct PartPaths {
 }
 
 /// `fetch` from a server without range support: the whole body in one streamed `GET`
-/// into `FILE.part` (an earlier part of this URL is started over: nothing can be
-/// resumed without ranges), then — the zip directory being at the end, nothing can be
-/// planned before the last byte — the ordinary full check of the local file in one
-/// pass: archive, every CRC-32, components, whole-file SHA-1, and the device and signing
-/// verdicts. `FILE` is published only when that report is ready (exit 0); otherwise the
-/// usual rules (`keep`) apply. A broken transfer keeps `FILE.part` as the ranged
-/// download does, and says that it cannot be resumed from this server.
+/// into `FILE.part` (an earlier part of this URL is started over: nothing can be resumed
+/// without ranges), verified as it arrives by a [`Follower`] — every entry from its local
+/// header, the component digests once BuildManifest.plist has arrived, the whole-file
+/// digests — and then, the zip directory having arrived last, the ordinary full check of
+/// the local file in which the directory decides which of those verifications stand
+/// ([`check::check_opened_streamed`]): what it did not confirm is verified from the file.
+/// The verdict is the one `ipswcheck FILE` gives. `FILE` is published only when that
+/// report is ready (exit 0); otherwise the usual rules (`keep`) apply.
+///
+/// Damage found on the way stops the download (unless `keep`, which asks for the whole
+/// file), and so does a manifest for another device (as the ranged preflight stops
+/// before downloading): nothing is kept, and the report says what was found and how far
+/// the download got. A broken transfer keeps `FILE.part` as the ranged download does,
+/// and says that it cannot be resumed from this server.
 fn fetch_streamed(
     url: &str,
     dest: &Path,
@@ -618,61 +639,124 @@ fn fetch_streamed(
     let mut sidecar = Sidecar::new(url, &file, size.unwrap_or(0), &validators, 0);
     let started = file
         .set_len(0)
+        .and_then(|()| file.try_clone())
         .map_err(io_err(&part_path))
-        .and_then(|()| sidecar.save(&sidecar_path).map_err(io_err(&sidecar_path)));
-    if let Err(e) = started {
-        if !existed {
-            part::remove_if_same(&part_path, &file);
-            let _ = fs::remove_file(&sidecar_path);
+        .and_then(|reader| {
+            sidecar
+                .save(&sidecar_path)
+                .map_err(io_err(&sidecar_path))
+                .map(|()| reader)
+        });
+    let reader = match started {
+        Ok(reader) => reader,
+        Err(e) => {
+            if !existed {
+                part::remove_if_same(&part_path, &file);
+                let _ = fs::remove_file(&sidecar_path);
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     progress.total.store(size.unwrap_or(0), Ordering::Relaxed);
     progress.done.store(0, Ordering::Relaxed);
 
-    // The whole body, written as it arrives.
+    // The follower reads what is written through our descriptor (a duplicate of it), with
+    // `pread`, each read waiting for its bytes ([`Archive::growing`]).
+    let full = CheckOptions {
+        quick: false,
+        ..options.check.clone()
+    };
+    let written_path = part::through_descriptor(&file, &part_path);
+    let watermark = Arc::new(Watermark::new());
+    let growing = Archive::growing(
+        written_path.clone(),
+        reader,
+        size.unwrap_or(u64::MAX),
+        Arc::clone(&watermark),
+    );
+    let read_manifest =
+        |archive: &Archive, entry: &Entry| check::streamed_manifest(archive, entry, &full);
+    let follower = Follower::new(
+        &growing,
+        &watermark,
+        check::whole_file_algorithms(&full),
+        &read_manifest,
+    );
+
+    // The whole body, written as it arrives and followed by the verifier.
     let mut body = remote.watched(response).take(size.unwrap_or(u64::MAX));
     let mut out = &file;
     let mapped = MappedCheck::new(&file);
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     let mut last_save = Instant::now();
-    let failure = loop {
-        if progress.cancel.load(Ordering::Relaxed) {
-            break Some(TransferError::Cancelled);
-        }
-        let n = match body.read(&mut buf) {
-            Ok(0) if size.is_none_or(|s| pos == s) => break None,
-            Ok(0) => {
-                break Some(TransferError::Remote(RemoteError::BrokenOff {
-                    got: pos,
-                    want: size.unwrap_or(pos),
-                    reason: "the connection closed".into(),
-                }))
+    let mut stopped = None;
+    let failure = std::thread::scope(|s| {
+        let following = s.spawn(|| follower.run());
+        let failure = loop {
+            if progress.cancel.load(Ordering::Relaxed) {
+                break Some(TransferError::Cancelled);
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                break Some(TransferError::Remote(RemoteError::BrokenOff {
-                    got: pos,
-                    want: size.unwrap_or(pos),
-                    reason: io_error_chain(&e),
-                }))
+            // Damage never stops a download that is to be kept whatever it holds.
+            match follower.stop_reason() {
+                Some(StopReason::Damage) if options.keep => {}
+                Some(reason) => {
+                    stopped = Some(reason);
+                    break None;
+                }
+                None => {}
+            }
+            let n = match body.read(&mut buf) {
+                Ok(0) if size.is_none_or(|s| pos == s) => break None,
+                Ok(0) => {
+                    break Some(TransferError::Remote(RemoteError::BrokenOff {
+                        got: pos,
+                        want: size.unwrap_or(pos),
+                        reason: "the connection closed".into(),
+                    }))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    break Some(TransferError::Remote(RemoteError::BrokenOff {
+                        got: pos,
+                        want: size.unwrap_or(pos),
+                        reason: io_error_chain(&e),
+                    }))
+                }
+            };
+            remote.add_fetched(n as u64);
+            if let Err(e) = write_part(&mut out, &mapped, &buf[..n]) {
+                break Some(TransferError::Write(e.to_string()));
+            }
+            pos += n as u64;
+            watermark.advance(pos);
+            progress.done.store(pos, Ordering::Relaxed);
+            if last_save.elapsed() >= SIDECAR_EVERY {
+                sidecar.completed = pos;
+                let _ = sidecar.save(&sidecar_path);
+                last_save = Instant::now();
             }
         };
-        remote.add_fetched(n as u64);
-        if let Err(e) = write_part(&mut out, &mapped, &buf[..n]) {
-            break Some(TransferError::Write(e.to_string()));
+        // Whatever happens next, no byte comes after these: the follower finishes what
+        // is in place (or, when the download will not be checked, stops now).
+        watermark.close();
+        if failure.is_some() || stopped.is_some() {
+            follower.abort();
         }
-        pos += n as u64;
-        progress.done.store(pos, Ordering::Relaxed);
-        if last_save.elapsed() >= SIDECAR_EVERY {
-            sidecar.completed = pos;
-            let _ = sidecar.save(&sidecar_path);
-            last_save = Instant::now();
+        let _ = following.join();
+        // What was found before a transfer broke (a server that stalls after damaged
+        // bytes) is what the report says.
+        if failure.is_some() && stopped.is_none() {
+            stopped = follower
+                .stop_reason()
+                .filter(|r| *r != StopReason::Damage || !options.keep);
         }
-    };
+        failure
+    });
     drop(body);
+    let mut streamed = follower.into_streamed();
+    drop(growing);
     sidecar.completed = pos;
     if size.is_none() {
         sidecar.size = pos;
@@ -690,11 +774,61 @@ fn fetch_streamed(
         partial: None,
         resumed_from: None,
         downloaded: true,
+        stopped: None,
     };
+    let total = size.map_or_else(|| "?".into(), human_bytes);
+    if let Some(reason) = stopped {
+        // Nothing is kept: the file can never be ready.
+        part::remove_if_same(&part_path, &file);
+        let _ = fs::remove_file(&sidecar_path);
+        let at = format!(
+            "the download was stopped at {} of {total}",
+            human_bytes(pos)
+        );
+        let len = size.unwrap_or(pos);
+        let refusal = (reason == StopReason::OtherDevice)
+            .then(|| streamed.take_manifest())
+            .flatten();
+        let mut report = match refusal {
+            // As the ranged preflight reports it: the quick check of the manifest, over
+            // the entries that arrived.
+            Some(manifest) => {
+                let opened = OpenedIpsw {
+                    archive: Archive::from_directory(
+                        url,
+                        len,
+                        streamed.entries().to_vec(),
+                        streamed.has_duplicate_names(),
+                    ),
+                    manifest,
+                    restore: None,
+                };
+                quick_check(&opened, &options.check, None).0
+            }
+            None => {
+                let why = format!("{at}, where the file was found damaged: Apple was not asked");
+                check::stopped_report(url, len, &mut streamed, &full, &why)
+            }
+        };
+        fix_remote_report(&mut report, url, Some(remote));
+        let (entries, bytes) = streamed.verified();
+        report.streamed = Some(StreamedFacts {
+            entries_during: entries,
+            bytes_during: bytes,
+            stopped_at: Some(pos),
+            ..StreamedFacts::default()
+        });
+        outcome.downloaded = reason == StopReason::Damage;
+        outcome.stopped = Some(match reason {
+            StopReason::Damage => format!("{at}: it is damaged"),
+            StopReason::OtherDevice => format!("{at}: the file is not for this device"),
+        });
+        outcome.report = report;
+        return Ok(outcome);
+    }
     if let Some(failure) = failure {
         // FILE.part is kept, as after a broken ranged download: a later run starts over
         // (or resumes, should the server have learnt ranges).
-        let total = size.map_or_else(|| "?".into(), human_bytes);
         let no_resume = "the server does not support range requests, so the download cannot \
                          resume: run the same command again to download it from the start";
         let finding = match failure {
@@ -727,19 +861,34 @@ fn fetch_streamed(
         return Ok(outcome);
     }
 
-    // The full check of the downloaded file: the device and signing verdicts apply now.
-    let full = CheckOptions {
-        quick: false,
-        ..options.check.clone()
+    // The full check of the downloaded file, the device and signing verdicts included:
+    // its directory decides what of the streamed verification stands. The streamed
+    // manifest goes first: the check's own open reserves the memory budget anew.
+    drop(streamed.take_manifest());
+    let (mut report, injected) = match check::open_ipsw(&written_path) {
+        Ok(ipsw) => {
+            check::check_opened_streamed(&ipsw, &full, &Progress::default(), Some(&streamed))
+        }
+        Err(e) => (
+            check::unreadable_report(&written_path, &full, &e),
+            Injected::default(),
+        ),
     };
-    // Through our descriptor: the bytes checked are the bytes written (and published).
-    let written_path = part::through_descriptor(&file, &part_path);
-    let mut report = check_file(&written_path, &full, &Progress::default());
     name_the_download(&mut report, &written_path, url);
     fix_remote_report(&mut report, url, Some(remote));
     if report.size.is_none() {
         report.size = Some(pos);
     }
+    report.streamed = Some(StreamedFacts {
+        entries_during: injected.entries,
+        bytes_during: injected.bytes,
+        entries_reread: injected.reread,
+        bytes_reread: injected.bytes_reread,
+        entries_after: injected.entries_after,
+        bytes_after: injected.bytes_after,
+        whole_file_during: injected.whole_file,
+        stopped_at: None,
+    });
     let _ = fs::remove_file(&sidecar_path);
     finish_download(report, outcome, &file, &part_path, dest, options.keep)
 }

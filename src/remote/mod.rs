@@ -18,7 +18,8 @@
 //! `bytes_fetched` counting every byte received (headers included). A server that does
 //! not honour ranges is refused before its body is read. [`fetch()`] downloads a file
 //! after the same preflight, verifying it as it arrives; from a server without ranges it
-//! downloads the whole body and checks it in full at the end.
+//! downloads the whole body, verifying it as it arrives from its local headers, and its
+//! directory, at the end, decides what of that stands.
 
 pub mod client;
 pub mod fetch;

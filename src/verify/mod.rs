@@ -2,7 +2,7 @@
 //! manifest `Digest`, and every zip entry's CRC-32 is checked, in one streaming pass per
 //! entry, entries spread over all cores, largest first.
 //!
-//! Why this file is long (~1,400 lines): every digest rule of FIRMWARE.md §3 (whole-file,
+//! Why this file is long (~1,600 lines): every digest rule of FIRMWARE.md §3 (whole-file,
 //! retagged IM4P, IMG4, IMG3 signed area, baseband members, AEA) is planned and executed
 //! in the same single streaming pass per entry, and splitting the rules from the pass would
 //! separate each rule from the bytes it reads; the pipelined large-entry lane is in
@@ -38,6 +38,7 @@ use crate::img4::{self, Container};
 use crate::manifest::{BuildIdentity, ManifestComponent};
 
 mod count;
+pub mod follow;
 mod pipeline;
 mod shortcut;
 use count::PlanProgress;
@@ -171,7 +172,7 @@ struct PlannedCheck {
 }
 
 /// What the manifest asks of one zip entry.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct EntryWork {
     digests: BTreeSet<DigestRequest>,
     baseband: BTreeMap<String, DigestAlgorithm>,
@@ -230,45 +231,7 @@ impl<'a> VerifyPlan<'a> {
         identities: &[&BuildIdentity],
         options: VerifyOptions,
     ) -> Self {
-        let label_boards = identities.len() > 1;
-        let mut checks = Vec::new();
-        for identity in identities {
-            let board = if label_boards {
-                identity.info.device_class.clone()
-            } else {
-                None
-            };
-            for component in &identity.components {
-                for (name, expected, rule) in rules_for(component) {
-                    checks.push(PlannedCheck {
-                        name,
-                        board: board.clone(),
-                        path: component.path.clone(),
-                        expected,
-                        rule,
-                    });
-                }
-            }
-        }
-        // The same (name, path, digest) in several identities is one check.
-        let mut seen = BTreeSet::new();
-        checks.retain(|c| seen.insert((c.name.clone(), c.path.clone(), c.expected.clone())));
-        // Drop board labels where every board agrees.
-        let mut per_name: HashMap<&str, usize> = HashMap::new();
-        for c in &checks {
-            *per_name.entry(c.name.as_str()).or_default() += 1;
-        }
-        let single: BTreeSet<String> = per_name
-            .into_iter()
-            .filter(|&(_, n)| n == 1)
-            .map(|(k, _)| k.to_owned())
-            .collect();
-        for c in &mut checks {
-            if single.contains(&c.name) {
-                c.board = None;
-            }
-        }
-
+        let checks = planned_checks(identities);
         let mut work: BTreeMap<usize, EntryWork> = BTreeMap::new();
         if options.hash {
             for (i, entry) in archive.entries().iter().enumerate() {
@@ -276,21 +239,11 @@ impl<'a> VerifyPlan<'a> {
                     work.insert(i, EntryWork::default());
                 }
             }
-            for check in &checks {
+            for (path, w) in work_by_path(&checks) {
                 // Exact names only: `Archive::index_of` never answers with a directory
                 // or with a name whose bytes are not the Path's (class 8 of issue 14).
-                let Some(i) = check.path.as_deref().and_then(|p| archive.index_of(p)) else {
-                    continue;
-                };
-                let w = work.entry(i).or_default();
-                match &check.rule {
-                    Rule::Digest(req) => {
-                        w.digests.insert(*req);
-                    }
-                    Rule::BasebandMember { prefix, algorithm } => {
-                        w.baseband.insert(prefix.clone(), *algorithm);
-                    }
-                    _ => {}
+                if let Some(i) = archive.index_of(&path) {
+                    work.insert(i, w);
                 }
             }
         }
@@ -447,10 +400,7 @@ impl<'a> VerifyPlan<'a> {
                     role,
                 );
                 if let Ok(digests) = &result {
-                    self.shortcut.computed(digests);
-                    if self.shortcut.covered.load(Ordering::Acquire) {
-                        self.done.complete(global);
-                    }
+                    self.whole_file_known(digests, global);
                 }
                 JobOutcome::WholeFile(result)
             }
@@ -458,8 +408,73 @@ impl<'a> VerifyPlan<'a> {
         let _ = self.outcomes[job].set(outcome);
     }
 
+    /// The whole-file digests are computed: they may cover the components ([`shortcut`]).
+    fn whole_file_known(&self, digests: &BTreeMap<DigestAlgorithm, Vec<u8>>, global: &AtomicU64) {
+        self.shortcut.computed(digests);
+        if self.shortcut.covered.load(Ordering::Acquire) {
+            self.done.complete(global);
+        }
+    }
+
+    /// Take the results a download verified as it arrived ([`follow`]) for the jobs
+    /// they answer, before the plan runs ([`run_plans`] then runs only the others).
+    ///
+    /// The plan's archive (its real directory, read once the download was complete) is
+    /// the judge: an entry's streamed outcome is taken only when the local header it came
+    /// from is this directory record's — same name bytes, header offset, method,
+    /// encryption, CRC-32 and sizes — and it is exactly the outcome this plan's own job
+    /// would give: computed with the same [`EntryWork`], or with more digests of the same
+    /// pass ([`derive`]). The whole-file digests are taken when they cover this file's
+    /// length with the plan's algorithms. Everything else (a directory that disagrees with
+    /// a local header, entries the directory hides or the walk never reached, entries
+    /// whose verification did not finish) is left to run from the file.
+    pub fn inject(&self, streamed: &follow::Streamed, progress: &AtomicU64) -> follow::Injected {
+        let mut injected = follow::Injected::default();
+        for (job, slot) in self.job_entries.iter().zip(&self.outcomes) {
+            let Some(i) = *job else {
+                if let Some(digests) =
+                    streamed.whole_file(self.archive.len(), &self.options.whole_file)
+                {
+                    self.whole_file_known(&digests, progress);
+                    let _ = slot.set(JobOutcome::WholeFile(Ok(digests)));
+                    injected.whole_file = true;
+                }
+                continue;
+            };
+            let entry = &self.archive.entries()[i];
+            match streamed.outcome_for(entry, &self.work[&i]) {
+                Some((outcome, reread)) => {
+                    let _ = slot.set(outcome);
+                    self.done.add(progress, entry.compressed_size, false);
+                    injected.entries += 1;
+                    injected.bytes += entry.compressed_size;
+                    if reread {
+                        injected.reread += 1;
+                        injected.bytes_reread += entry.compressed_size;
+                    }
+                }
+                None => {
+                    injected.entries_after += 1;
+                    injected.bytes_after += entry.compressed_size;
+                }
+            }
+        }
+        injected
+    }
+
     /// Turn the outcomes into findings.
     pub fn finish(self) -> Verification {
+        self.judge(false)
+    }
+
+    /// What the jobs that ran found so far (a download stopped part way, whose other
+    /// entries never arrived): jobs not run are neither cancelled nor failed, and the
+    /// components whose file has not arrived or was not hashed are left out.
+    pub fn verification_so_far(&self) -> Verification {
+        self.judge(true)
+    }
+
+    fn judge(&self, so_far: bool) -> Verification {
         let archive = self.archive;
         let mut v = Verification {
             hashed: self.options.hash,
@@ -477,6 +492,7 @@ impl<'a> VerifyPlan<'a> {
                     by_entry.insert(*i, outcome);
                 }
                 (None, Some(JobOutcome::WholeFile(Ok(digests)))) => v.whole_file = digests.clone(),
+                (_, None) if so_far => {}
                 (Some(_), None) if covering.is_some() => v.entries_checked += 1,
                 (None, Some(JobOutcome::WholeFile(Err(EntryError::Cancelled)))) | (_, None) => {
                     v.cancelled = true
@@ -503,7 +519,7 @@ impl<'a> VerifyPlan<'a> {
         }
         v.damaged_entries.sort_by(|a, b| a.entry.cmp(&b.entry));
 
-        for check in self.checks {
+        for check in &self.checks {
             let algorithm = match &check.rule {
                 Rule::Digest(req) => Some(req.algorithm),
                 Rule::BasebandMember { algorithm, .. } => Some(*algorithm),
@@ -523,6 +539,17 @@ impl<'a> VerifyPlan<'a> {
                 reason: None,
             };
             let entry_index = check.path.as_deref().and_then(|p| archive.index_of(p));
+            let hashed = |i: usize| by_entry.contains_key(&i);
+            if so_far
+                && check.path.is_some()
+                && entry_index.is_none_or(|i| {
+                    matches!(check.rule, Rule::Digest(_) | Rule::BasebandMember { .. })
+                        && !hashed(i)
+                })
+            {
+                // Not arrived, or not hashed yet: nothing to say about it so far.
+                continue;
+            }
             if let (Some(path), None) = (&check.path, entry_index) {
                 if matches!(check.rule, Rule::BasebandMember { .. }) {
                     // One missing .bbfw is one missing component, not one per member.
@@ -540,15 +567,15 @@ impl<'a> VerifyPlan<'a> {
                 v.components.push(finding);
                 continue;
             }
-            match check.rule {
-                Rule::Skip(reason) => finding.reason = Some(reason),
+            match &check.rule {
+                Rule::Skip(reason) => finding.reason = Some(reason.clone()),
                 Rule::PresenceOnly(reason) => {
                     finding.status = ComponentStatus::Ok;
-                    finding.reason = Some(reason);
+                    finding.reason = Some(reason.clone());
                 }
                 Rule::Unverifiable(reason) => {
                     finding.status = ComponentStatus::Unverifiable;
-                    finding.reason = Some(reason);
+                    finding.reason = Some(reason.clone());
                 }
                 _ if !self.options.hash => {
                     finding.reason = Some("present; not hashed (--quick)".into());
@@ -565,12 +592,12 @@ impl<'a> VerifyPlan<'a> {
                 Rule::Digest(req) => {
                     let expected = check.expected.as_deref().unwrap_or_default();
                     let outcome = entry_index.and_then(|i| by_entry.get(&i));
-                    judge_digest(&mut finding, expected, req, outcome);
+                    judge_digest(&mut finding, expected, *req, outcome);
                 }
                 Rule::BasebandMember { prefix, .. } => {
                     let expected = check.expected.as_deref().unwrap_or_default();
                     let outcome = entry_index.and_then(|i| by_entry.get(&i));
-                    judge_baseband(&mut finding, expected, &prefix, outcome);
+                    judge_baseband(&mut finding, expected, prefix, outcome);
                 }
             }
             v.components.push(finding);
@@ -578,6 +605,71 @@ impl<'a> VerifyPlan<'a> {
         v.covered_by = covering;
         v
     }
+}
+
+/// The checks of `identities`, deduplicated across them: one per (component name, path,
+/// digest), labelled with the board only where the boards disagree.
+fn planned_checks(identities: &[&BuildIdentity]) -> Vec<PlannedCheck> {
+    let label_boards = identities.len() > 1;
+    let mut checks = Vec::new();
+    for identity in identities {
+        let board = if label_boards {
+            identity.info.device_class.clone()
+        } else {
+            None
+        };
+        for component in &identity.components {
+            for (name, expected, rule) in rules_for(component) {
+                checks.push(PlannedCheck {
+                    name,
+                    board: board.clone(),
+                    path: component.path.clone(),
+                    expected,
+                    rule,
+                });
+            }
+        }
+    }
+    // The same (name, path, digest) in several identities is one check.
+    let mut seen = BTreeSet::new();
+    checks.retain(|c| seen.insert((c.name.clone(), c.path.clone(), c.expected.clone())));
+    // Drop board labels where every board agrees.
+    let mut per_name: HashMap<&str, usize> = HashMap::new();
+    for c in &checks {
+        *per_name.entry(c.name.as_str()).or_default() += 1;
+    }
+    let single: BTreeSet<String> = per_name
+        .into_iter()
+        .filter(|&(_, n)| n == 1)
+        .map(|(k, _)| k.to_owned())
+        .collect();
+    for c in &mut checks {
+        if single.contains(&c.name) {
+            c.board = None;
+        }
+    }
+    checks
+}
+
+/// What `checks` ask of the entry at each path (digests with their retags, baseband
+/// members): the one rule by which a plan ([`VerifyPlan::new`]) and a download verified
+/// as it arrives ([`follow`]) give an entry its work.
+fn work_by_path(checks: &[PlannedCheck]) -> BTreeMap<String, EntryWork> {
+    let mut work: BTreeMap<String, EntryWork> = BTreeMap::new();
+    for check in checks {
+        let Some(path) = &check.path else { continue };
+        let w = work.entry(path.clone()).or_default();
+        match &check.rule {
+            Rule::Digest(req) => {
+                w.digests.insert(*req);
+            }
+            Rule::BasebandMember { prefix, algorithm } => {
+                w.baseband.insert(prefix.clone(), *algorithm);
+            }
+            _ => {}
+        }
+    }
+    work
 }
 
 fn judge_digest(
@@ -1026,6 +1118,55 @@ fn process_entry<'a>(
     }
 }
 
+/// The outcome [`process_entry`] gives an entry with `target` work, from the one it gave
+/// with `used` work in the same pass over the same bytes; `None` when that cannot be
+/// told. Equal work: the outcome itself. Otherwise the baseband members must be the same
+/// and every digest `target` asks for must have been computed: as asked, or without a
+/// retag where the retag would rewrite nothing (the file is no IM4P, or its type is
+/// already the one asked for: the bytes hashed are the same). The digests are
+/// independent sinks over one stream ([`Digester`]), so those picked are what a pass
+/// with `target` alone computes; a pass that produced nothing has none either way.
+fn derive(used: &EntryWork, outcome: &JobOutcome, target: &EntryWork) -> Option<JobOutcome> {
+    if used == target {
+        return Some(outcome.clone());
+    }
+    let JobOutcome::Entry {
+        error,
+        digests,
+        baseband,
+    } = outcome
+    else {
+        return None;
+    };
+    if used.baseband != target.baseband || (used.digests.is_empty() && !target.digests.is_empty()) {
+        return None;
+    }
+    let mut picked = HashMap::new();
+    if !digests.is_empty() {
+        for req in &target.digests {
+            let plain = DigestRequest {
+                algorithm: req.algorithm,
+                retag: None,
+            };
+            let found = match (digests.get(req), digests.get(&plain), req.retag) {
+                (Some(d), _, _) => d,
+                (None, Some(d), Some(tag))
+                    if d.container.payload_type().is_none_or(|(_, own)| own == tag) =>
+                {
+                    d
+                }
+                _ => return None,
+            };
+            picked.insert(*req, found.clone());
+        }
+    }
+    Some(JobOutcome::Entry {
+        error: error.clone(),
+        digests: picked,
+        baseband: baseband.clone(),
+    })
+}
+
 fn stream_digests(
     stream: &mut EntryStream<'_>,
     digester: &mut Digester,
@@ -1291,6 +1432,8 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
             plan.job_entries
                 .iter()
                 .enumerate()
+                // Jobs answered already ([`VerifyPlan::inject`]) are not run again.
+                .filter(|&(j, _)| plan.outcomes[j].get().is_none())
                 .map(move |(j, job)| (p, j, plan.job_estimate(*job)))
         })
         .collect();
@@ -1567,6 +1710,79 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    /// The digests a pass computed over an IM4P of type `dtre`, as [`process_entry`]
+    /// gives them.
+    fn im4p_pass(requests: &[DigestRequest], data: &[u8]) -> JobOutcome {
+        let mut digester = Digester::new(requests.to_vec(), data.len() as u64);
+        digester.feed(data);
+        JobOutcome::Entry {
+            error: None,
+            digests: digester.finish(),
+            baseband: HashMap::new(),
+        }
+    }
+
+    fn work(requests: &[DigestRequest]) -> EntryWork {
+        EntryWork {
+            digests: requests.iter().copied().collect(),
+            baseband: BTreeMap::new(),
+        }
+    }
+
+    /// What a pass computed serves another work only where it would compute the same:
+    /// a subset of its digests, or a retag that rewrites nothing.
+    #[test]
+    fn derived_outcomes_are_the_outcomes_of_a_pass_with_that_work() {
+        let mut data = vec![0x30, 0x20, 0x16, 0x04];
+        data.extend_from_slice(b"IM4P\x16\x04dtre");
+        data.extend((0..200u8).collect::<Vec<_>>());
+        let req = |algorithm, retag: Option<&[u8; 4]>| DigestRequest {
+            algorithm,
+            retag: retag.copied(),
+        };
+        let speculated = [
+            req(DigestAlgorithm::Sha384, None),
+            req(DigestAlgorithm::Sha1, None),
+        ];
+        let pass = im4p_pass(&speculated, &data);
+        let used = work(&speculated);
+        let digests = |o: &JobOutcome| match o {
+            JobOutcome::Entry { digests, .. } => digests
+                .iter()
+                .map(|(r, d)| (*r, (d.container, d.primary.clone(), d.whole.clone())))
+                .collect::<BTreeMap<_, _>>(),
+            JobOutcome::WholeFile(_) => unreachable!(),
+        };
+        for target in [
+            vec![req(DigestAlgorithm::Sha384, None)],
+            vec![req(DigestAlgorithm::Sha1, None)],
+            // The file is of type dtre already: retagging to it rewrites nothing.
+            vec![req(DigestAlgorithm::Sha384, Some(b"dtre"))],
+            vec![],
+        ] {
+            let derived = derive(&used, &pass, &work(&target)).expect("derivable");
+            assert_eq!(
+                digests(&derived),
+                digests(&im4p_pass(&target, &data)),
+                "{target:?}"
+            );
+        }
+        // A retag that rewrites the type, another algorithm, baseband members: not there.
+        for target in [
+            work(&[req(DigestAlgorithm::Sha384, Some(b"rdtr"))]),
+            work(&[req(DigestAlgorithm::Sha256, None)]),
+            EntryWork {
+                digests: BTreeSet::new(),
+                baseband: [("ACDB".to_owned(), DigestAlgorithm::Sha384)].into(),
+            },
+        ] {
+            assert!(derive(&used, &pass, &target).is_none(), "{target:?}");
+        }
+        // A pass that computed no digest serves no work that asks for one.
+        let crc_only = im4p_pass(&[], &data);
+        assert!(derive(&work(&[]), &crc_only, &used).is_none());
     }
 
     #[test]
