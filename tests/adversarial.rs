@@ -29,14 +29,9 @@ use ipswcheck::verify::ComponentStatus;
 use ipswcheck_fixture::{IpswSpec, ZipOptions};
 use plist::{Dictionary, Value};
 
+use crate::util::measure::spawn_reading;
 use crate::util::robust::*;
 use crate::util::seeds;
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 fn first_problem(report: &Report) -> &str {
     report
@@ -44,15 +39,6 @@ fn first_problem(report: &Report) -> &str {
         .first()
         .map(|p| p.message.as_str())
         .unwrap_or("")
-}
-
-/// The sample's entries with `extra` appended.
-fn sample_plus(items: &[RawItem], extra: &[RawItem]) -> Vec<u8> {
-    let mut z = RawZip::new();
-    for item in items.iter().chain(extra) {
-        z.push(item);
-    }
-    z.finish()
 }
 
 #[test]
@@ -490,12 +476,8 @@ fn entries_whose_declared_sizes_lie_are_damage() {
             "runs into the central directory",
         ),
     ] {
-        let mut z = RawZip::new();
-        for item in &items {
-            z.push(item);
-        }
-        z.push(&lie(&|i| i.csize += grow, &honest));
-        let path = write(dir.path(), "lie.ipsw", &z.finish());
+        let lying = lie(&|i| i.csize += grow, &honest);
+        let path = write(dir.path(), "lie.ipsw", &sample_plus(&items, &[lying]));
         let o = check_offline(&path, &[]);
         o.assert_code(what, 10);
         assert!(o.stdout.contains(message), "{what}: {}", o.stdout);
@@ -1436,42 +1418,8 @@ fn the_binary_survives_a_file_cut_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = big_stored(dir.path());
     let size = std::fs::metadata(&path).unwrap().len();
-    let mut bin = crate::util::ipswcheck();
-    let mut child = bin
-        .args([
-            path.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-            "--offline",
-            "--hosts-file",
-            NO_HOSTS,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the process has 32 MB of the file mapped in (it is reading), then cut.
-    let status = format!("/proc/{}/status", child.id());
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        let file_kb: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("RssFile:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
-        if file_kb > 32 << 10 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the check never started reading"
-        );
-        if child.try_wait().unwrap().is_some() {
-            panic!("the check finished before the file could be cut");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Once the process has 32 MB of the file mapped in (it is reading), cut.
+    let (_bin, child) = spawn_reading(&path, "cut");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

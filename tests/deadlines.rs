@@ -17,9 +17,11 @@ use std::time::Duration;
 
 use ipswcheck_fixture::{IpswSpec, Method};
 
-use crate::util::http::{self, Pace, Reply, Server};
-use crate::util::robust::{run_limited, Limits, Outcome, NO_HOSTS};
-use crate::util::signing::{ipswme_body, signed_body};
+use crate::util::http::{self, api_url, tss_url, Pace, Server};
+use crate::util::remote::{
+    apple_signed, fetch_args, first_problem as problem, fresh_cache, network_flags, run_json,
+};
+use crate::util::robust::Outcome;
 
 /// `--timeout` of every run, in seconds.
 const TIMEOUT: &str = "3";
@@ -51,69 +53,21 @@ fn range_server(
     (addr, log)
 }
 
-/// Apple and ipsw.me stand-ins that answer at once: signed, and ipsw.me lists the build.
-fn apple() -> SocketAddr {
-    Server::apple_and_ipswme(
-        Reply::ok(signed_body()),
-        Reply::ok(ipswme_body("iPhone9,3", "19H370", true, "")),
-    )
-    .detach()
-}
-
-/// The network flags: `tss` and `api` base URLs, [`TIMEOUT`], a fresh cache in `dir`.
+/// The network flags: `tss` and `api` base URLs, [`TIMEOUT`], a fresh cache in `dir`,
+/// JSON out.
 fn network(dir: &Path, tss: &str, api: &str) -> Vec<String> {
-    let cache = dir.join(format!("cache-{}", CACHES.fetch_add(1, Ordering::SeqCst)));
-    [
-        "--tss-url",
-        tss,
-        "--api-url",
-        api,
-        "--timeout",
-        TIMEOUT,
-        "--hosts-file",
-        NO_HOSTS,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--json",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-static CACHES: AtomicUsize = AtomicUsize::new(0);
-
-fn tss_url(addr: SocketAddr) -> String {
-    format!("http://{addr}/TSS/controller?action=2")
-}
-
-fn api_url(addr: SocketAddr) -> String {
-    format!("http://{addr}/v4")
+    let mut flags = network_flags(tss, api, TIMEOUT, &fresh_cache(dir));
+    flags.push("--json".into());
+    flags
 }
 
 /// Run the binary with `args` then `more`; it must end within [`BOUND`] without a panic.
 fn run(args: &[&str], more: &[String]) -> (Outcome, serde_json::Value) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(more.iter().map(String::as_str));
-    let o = run_limited(
-        &all,
-        &Limits {
-            wall: Some(BOUND),
-            ..Limits::default()
-        },
-    );
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    let (o, v) = run_json(&all, BOUND);
     assert!(o.elapsed < BOUND, "{args:?}: {:?}", o.elapsed);
-    let v = serde_json::from_str(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr));
     (o, v)
-}
-
-/// The first problem's message of a report.
-fn problem(v: &serde_json::Value) -> String {
-    v["problems"][0]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no problem in {v:#}"))
-        .to_owned()
 }
 
 /// The sample IPSW (all of it fits in the tail: one request reads it).
@@ -154,7 +108,7 @@ fn serve_file(
 #[test]
 fn a_remote_check_ends_when_the_tail_trickles_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     // Nothing at all, then a few bytes at once: the first read never completes in time.
     for first in [0, 100] {
@@ -174,7 +128,7 @@ fn a_remote_check_ends_when_the_tail_trickles_forever() {
 #[test]
 fn a_remote_check_ends_when_the_headers_trickle() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     let (url, _) = serve_file(&sample(dir.path()), |_, _, _| Pace::SlowHeaders);
     let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
@@ -188,7 +142,7 @@ fn a_remote_check_ends_when_the_headers_trickle() {
 fn a_remote_check_ends_when_a_later_read_trickles() {
     let dir = tempfile::tempdir().unwrap();
     let path = larger(dir.path());
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     // The tail at once; the directory (or whatever comes next) a byte a second, or its
     // headers so.
@@ -214,22 +168,12 @@ fn a_remote_check_ends_when_a_later_read_trickles() {
 #[test]
 fn fetch_preflight_ends_when_the_server_trickles() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     let dest = dir.path().join("out.ipsw");
     for how in [Pace::Trickle(0), Pace::SlowHeaders] {
         let (url, _) = serve_file(&sample(dir.path()), move |_, _, _| how);
-        let (o, v) = run(
-            &[
-                "fetch",
-                &url,
-                "-o",
-                dest.to_str().unwrap(),
-                "--device",
-                "iPhone9,3",
-            ],
-            &net,
-        );
+        let (o, v) = run(&fetch_args(&url, &dest), &net);
         assert_eq!(o.code, Some(3), "{how:?}: {v:#}");
         // Nothing was written: the preflight failed before FILE.part existed.
         assert!(!dest.exists());
@@ -246,7 +190,7 @@ fn fetch_preflight_ends_when_the_server_trickles() {
 fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let path = larger(dir.path());
-    let a = apple();
+    let a = apple_signed();
     let dest = dir.path().join("out.ipsw");
     // The preflight's reads (the tail, the directory, the manifests: all under 1 MiB)
     // at once; while `slow`, the body 16 KiB at once, then a byte a second.
@@ -261,16 +205,7 @@ fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
             }
         })
     };
-    let fetch = [
-        "fetch",
-        &url,
-        "-o",
-        dest.to_str().unwrap(),
-        "--device",
-        "iPhone9,3",
-        "--retries",
-        "0",
-    ];
+    let fetch = [&fetch_args(&url, &dest)[..], &["--retries", "0"]].concat();
     let (o, v) = run(&fetch, &network(dir.path(), &tss_url(a), &api_url(a)));
     assert_ne!(o.code, Some(0), "{v:#}");
     let message = problem(&v);
@@ -311,7 +246,7 @@ fn a_trickling_tss_or_ipswme_costs_one_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let ipsw = sample(dir.path());
     // Apple's stand-in or ipsw.me's trickles its body; the other answers at once.
-    let good = apple();
+    let good = apple_signed();
     let trickler = Server::raw(|mut tcp| {
         if http::read_request(&mut tcp).is_none() {
             return;

@@ -252,11 +252,11 @@ impl Server {
     }
 
     pub fn tss_url(&self) -> String {
-        self.url("/TSS/controller?action=2")
+        tss_url(self.addr)
     }
 
     pub fn api_url(&self) -> String {
-        self.url("/v4")
+        api_url(self.addr)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -287,6 +287,16 @@ impl Drop for Server {
             let _ = t.join();
         }
     }
+}
+
+/// The TSS URL (`--tss-url`) of Apple's stand-in at `addr`.
+pub fn tss_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/TSS/controller?action=2")
+}
+
+/// The ipsw.me base URL (`--api-url`) of its stand-in at `addr`.
+pub fn api_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/v4")
 }
 
 /// A server that accepts connections and never answers (they stay open while it lives).
