@@ -1287,6 +1287,90 @@ fn deeply_nested_and_self_multiplying_manifests_are_refused() {
     check_offline(&path, &[]).assert_code("a nested Restore.plist", 0);
 }
 
+/// The sample manifest as a binary plist with one more key, `Date`, whose date object
+/// holds `secs` seconds from 2001-01-01.
+fn manifest_with_binary_date(manifest: &Dictionary, secs: f64) -> Vec<u8> {
+    // Written by plist with a placeholder date, whose 8 bytes are then replaced.
+    let placeholder = 1234.5f64;
+    let mut m = manifest.clone();
+    let when = std::time::UNIX_EPOCH + Duration::from_secs_f64(978_307_200.0 + placeholder);
+    m.insert("Date".into(), Value::Date(when.into()));
+    let mut bytes = Vec::new();
+    Value::Dictionary(m).to_writer_binary(&mut bytes).unwrap();
+    let mut object = vec![0x33];
+    object.extend_from_slice(&placeholder.to_be_bytes());
+    let at = bytes
+        .windows(9)
+        .position(|w| w == object)
+        .expect("the date object");
+    bytes[at + 1..at + 9].copy_from_slice(&secs.to_be_bytes());
+    bytes
+}
+
+/// plist 1.10 panics on a date before the year 0 (found by the `binary_plist` fuzz
+/// target); the bounded reader refuses every date outside the years 0 to 9999 before
+/// plist sees it: exit 3 with the reason, no panic (not even a caught one on stderr).
+#[test]
+fn manifests_with_dates_out_of_range_are_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (items, manifest) = sample_manifest(dir.path());
+    for (what, secs) in [
+        ("NaN", f64::NAN),
+        ("+inf", f64::INFINITY),
+        ("1e300 s", 1e300),
+        ("the year -1", -63_145_526_401.0),
+        ("the year -9999", -378_683_424_000.0),
+    ] {
+        let o = manifest_case(
+            dir.path(),
+            &items,
+            what,
+            &manifest_with_binary_date(&manifest, secs),
+        );
+        o.assert_code(what, 3);
+        assert!(
+            o.headline().contains("BuildManifest.plist")
+                && o.headline().contains("a date out of range"),
+            "{what}: {}",
+            o.headline()
+        );
+    }
+    // A date in 2020 is read (and ignored: no manifest field is a date).
+    let o = manifest_case(
+        dir.path(),
+        &items,
+        "a date in 2020",
+        &manifest_with_binary_date(&manifest, 631_152_000.0 - 86_400.0),
+    );
+    o.assert_code("a date in 2020", 0);
+}
+
+/// Every plist in `../shared` (manifests, Restore.plists, baseband plists, binary and
+/// XML) passes the bounded reader, its date check included: real files are never refused.
+#[test]
+fn every_real_plist_is_read_by_the_bounded_reader() {
+    let Some(root) = crate::util::shared("") else {
+        return;
+    };
+    let mut seen = 0;
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "plist") {
+                let bytes = std::fs::read(&p).unwrap();
+                ipswcheck::manifest::read_plist_bounded(&bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                seen += 1;
+            }
+        }
+    }
+    eprintln!("{seen} real plists read");
+    assert!(seen >= 50, "{seen}");
+}
+
 // ---------------------------------------------------------------- files that change
 
 /// A fixture whose largest entry is a stored ~240 MB OS image: hashing it takes long
