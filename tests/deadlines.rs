@@ -20,13 +20,16 @@ use ipswcheck_fixture::{IpswSpec, Method};
 use crate::util::http::{self, api_url, tss_url, Pace, Server};
 use crate::util::remote::{
     apple_signed, fetch_args, first_problem as problem, fresh_cache, network_flags, run_json,
+    sparse_zip,
 };
 use crate::util::robust::Outcome;
 
 /// `--timeout` of every run, in seconds.
 const TIMEOUT: &str = "3";
 /// A run that has not ended by then hangs (the test fails; `run_limited` kills it).
-const BOUND: Duration = Duration::from_secs(30);
+/// The slowest run here, the check of many slow reads, ends at its check deadline of
+/// about 30 s (4 × 3 s plus its bytes at 32 KiB/s) plus one stall timeout.
+const BOUND: Duration = Duration::from_secs(90);
 
 /// The ranges asked for, `start..end`, in order.
 type RangeLog = Arc<Mutex<Vec<(u64, u64)>>>;
@@ -163,6 +166,59 @@ fn a_remote_check_ends_when_a_later_read_trickles() {
             o.elapsed
         );
     }
+}
+
+/// A file whose directory cannot be found from its end records (the zip64 locator
+/// points at zeros), so the zip parser looks for it on its own, 64 KiB at a time: a
+/// check of many small reads (hundreds, for a large enough file).
+fn lost_directory(dir: &Path) -> PathBuf {
+    sparse_zip(&dir.join("lost.ipsw"), 8 << 20, &[], 0)
+}
+
+/// One deadline for all the reads of a remote check: a server that answers every read
+/// within its own deadline — the headers after 2 s (the stall timeout is 3 s), the body
+/// at 40 KiB/s (above the 32 KiB/s each answer is granted) — but many reads in a row,
+/// cannot stretch the check beyond 4 × the timeout plus its bytes at 32 KiB/s. Without
+/// that deadline this check would take 128 such reads, about eight minutes.
+#[test]
+fn a_remote_check_of_many_slow_reads_ends_at_the_check_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = apple_signed();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    let lost = lost_directory(dir.path());
+    let late = Pace::Late {
+        wait: Duration::from_secs(2),
+        rate: 40 << 10,
+    };
+    let (url, log) = serve_file(&lost, move |_, _, _| late);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(3), "{v:#}");
+    let message = problem(&v);
+    assert!(
+        message.starts_with(&format!("{url}: "))
+            && message.contains("the server was too slow overall"),
+        "{message}"
+    );
+    let reads = log.lock().unwrap().len();
+    assert!(reads > 2, "{reads} reads: {message}");
+    eprintln!("{reads} slow reads: exit 3 in {:?}: {message}", o.elapsed);
+
+    // The same reads answered at once: the check goes to its end (the directory is not
+    // found: damage, exit 10), never cut by the check deadline.
+    let (url, log) = serve_file(&lost, |_, _, _| Pace::Serve);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(10), "{v:#}");
+    assert!(!problem(&v).contains("too slow"), "{v:#}");
+    eprintln!(
+        "{} fast reads: exit 10 in {:?}: {}",
+        log.lock().unwrap().len(),
+        o.elapsed,
+        problem(&v)
+    );
+    // And a good IPSW from a normal server is read and checked.
+    let (url, _) = serve_file(&sample(dir.path()), |_, _, _| Pace::Serve);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(0), "{v:#}");
 }
 
 #[test]

@@ -460,6 +460,9 @@ pub enum Pace {
     /// The headers and the first `n` bytes of the body at once, then the rest one byte a
     /// second, for as long as anyone listens.
     Trickle(usize),
+    /// Nothing for `wait`, then the headers, then the body at `rate` bytes a second (a
+    /// fifth of that every 200 ms): slow, but never stalled for longer than `wait`.
+    Late { wait: Duration, rate: usize },
 }
 
 /// The byte range `start..end` of a file of `size` bytes that `request` asks for
@@ -499,6 +502,18 @@ pub fn answer_range(out: &mut dyn ReadWrite, bytes: &[u8], range: (u64, u64), pa
                 .and_then(|()| out.flush());
         }
         Pace::SlowHeaders => slowly(out, head.as_bytes()),
+        Pace::Late { wait, rate } => {
+            std::thread::sleep(wait);
+            if out.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for piece in body.chunks((rate / 5).max(1)) {
+                if out.write_all(piece).and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Pace::Trickle(n) => {
             let n = n.min(body.len());
             if out
