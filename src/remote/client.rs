@@ -70,12 +70,11 @@ pub const MIN_CHECK_RATE: u64 = 32 << 10;
 /// Why four: a real IPSW takes two to five requests (the tail, perhaps the directory,
 /// the two manifests), each waiting one round trip, not a timeout; four whole timeouts
 /// (40 s at the default) cover any honest server's latency, and the first four answers
-/// of a check can each take their whole own deadline without reaching this one. The
-/// bytes are paid at the same rate as each answer's, so a large honest directory is
-/// never cut by this rule sooner than by its own deadline. A check ends at most one
-/// stall timeout after this deadline (a request sent just before it waits that long for
-/// its headers), then fails as an answer past its own deadline does: the file could not
-/// be read, exit 3.
+/// of a check could each take their whole own deadline without passing this one. The
+/// bytes are paid at the same rate as each answer's, so a large directory brings its
+/// own time with it. A check ends at most one stall timeout after this deadline (a
+/// request sent just before it waits that long for its headers), then fails as an
+/// answer past its own deadline does: the file could not be read, exit 3.
 pub const CHECK_TIMEOUTS: u32 = 4;
 
 /// The download rule: a `fetch` body slower than this, in bytes per second, averaged
