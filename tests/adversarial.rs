@@ -29,14 +29,9 @@ use ipswcheck::verify::ComponentStatus;
 use ipswcheck_fixture::{IpswSpec, ZipOptions};
 use plist::{Dictionary, Value};
 
+use crate::util::measure::spawn_reading;
 use crate::util::robust::*;
 use crate::util::seeds;
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 fn first_problem(report: &Report) -> &str {
     report
@@ -44,15 +39,6 @@ fn first_problem(report: &Report) -> &str {
         .first()
         .map(|p| p.message.as_str())
         .unwrap_or("")
-}
-
-/// The sample's entries with `extra` appended.
-fn sample_plus(items: &[RawItem], extra: &[RawItem]) -> Vec<u8> {
-    let mut z = RawZip::new();
-    for item in items.iter().chain(extra) {
-        z.push(item);
-    }
-    z.finish()
 }
 
 #[test]
@@ -490,12 +476,8 @@ fn entries_whose_declared_sizes_lie_are_damage() {
             "runs into the central directory",
         ),
     ] {
-        let mut z = RawZip::new();
-        for item in &items {
-            z.push(item);
-        }
-        z.push(&lie(&|i| i.csize += grow, &honest));
-        let path = write(dir.path(), "lie.ipsw", &z.finish());
+        let lying = lie(&|i| i.csize += grow, &honest);
+        let path = write(dir.path(), "lie.ipsw", &sample_plus(&items, &[lying]));
         let o = check_offline(&path, &[]);
         o.assert_code(what, 10);
         assert!(o.stdout.contains(message), "{what}: {}", o.stdout);
@@ -1305,6 +1287,83 @@ fn deeply_nested_and_self_multiplying_manifests_are_refused() {
     check_offline(&path, &[]).assert_code("a nested Restore.plist", 0);
 }
 
+/// The sample manifest as a binary plist with one more key, `Date`, whose date object
+/// holds `secs` seconds from 2001-01-01.
+fn manifest_with_binary_date(manifest: &Dictionary, secs: f64) -> Vec<u8> {
+    // Written by plist with a placeholder date, whose 8 bytes are then replaced.
+    let placeholder = 1234.5f64;
+    let mut m = manifest.clone();
+    let when = std::time::UNIX_EPOCH + Duration::from_secs_f64(978_307_200.0 + placeholder);
+    m.insert("Date".into(), Value::Date(when.into()));
+    let mut bytes = Vec::new();
+    Value::Dictionary(m).to_writer_binary(&mut bytes).unwrap();
+    let mut object = vec![0x33];
+    object.extend_from_slice(&placeholder.to_be_bytes());
+    let at = bytes
+        .windows(9)
+        .position(|w| w == object)
+        .expect("the date object");
+    bytes[at + 1..at + 9].copy_from_slice(&secs.to_be_bytes());
+    bytes
+}
+
+/// plist 1.10 panics on a date before the year 0 (found by the `binary_plist` fuzz
+/// target); the bounded reader refuses every date outside the years 0 to 9999 before
+/// plist sees it: exit 3 with the reason, no panic (not even a caught one on stderr).
+#[test]
+fn manifests_with_dates_out_of_range_are_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (items, manifest) = sample_manifest(dir.path());
+    for (what, secs) in [
+        ("NaN", f64::NAN),
+        ("+inf", f64::INFINITY),
+        ("1e300 s", 1e300),
+        ("the year -1", -63_145_526_401.0),
+        ("the year -9999", -378_683_424_000.0),
+    ] {
+        let o = manifest_case(
+            dir.path(),
+            &items,
+            what,
+            &manifest_with_binary_date(&manifest, secs),
+        );
+        o.assert_code(what, 3);
+        assert!(
+            o.headline().contains("BuildManifest.plist")
+                && o.headline().contains("a date out of range"),
+            "{what}: {}",
+            o.headline()
+        );
+    }
+    // A date in 2020 is read (and ignored: no manifest field is a date).
+    let o = manifest_case(
+        dir.path(),
+        &items,
+        "a date in 2020",
+        &manifest_with_binary_date(&manifest, 631_152_000.0 - 86_400.0),
+    );
+    o.assert_code("a date in 2020", 0);
+}
+
+/// Every plist in `../shared` (manifests, Restore.plists, baseband plists, binary and
+/// XML) passes the bounded reader, its date check included: real files are never refused.
+#[test]
+fn every_real_plist_is_read_by_the_bounded_reader() {
+    let Some(root) = crate::util::shared("") else {
+        return;
+    };
+    let mut files = Vec::new();
+    crate::util::collect(&root, &root, &mut files);
+    let mut seen = 0;
+    for name in files.iter().filter(|n| n.ends_with(".plist")) {
+        let bytes = std::fs::read(root.join(name)).unwrap();
+        ipswcheck::manifest::read_plist_bounded(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+    }
+    eprintln!("{seen} real plists read");
+    assert!(seen >= 50, "{seen}");
+}
+
 // ---------------------------------------------------------------- files that change
 
 /// A fixture whose largest entry is a stored ~240 MB OS image: hashing it takes long
@@ -1436,42 +1495,8 @@ fn the_binary_survives_a_file_cut_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = big_stored(dir.path());
     let size = std::fs::metadata(&path).unwrap().len();
-    let mut bin = crate::util::ipswcheck();
-    let mut child = bin
-        .args([
-            path.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-            "--offline",
-            "--hosts-file",
-            NO_HOSTS,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the process has 32 MB of the file mapped in (it is reading), then cut.
-    let status = format!("/proc/{}/status", child.id());
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        let file_kb: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("RssFile:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
-        if file_kb > 32 << 10 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the check never started reading"
-        );
-        if child.try_wait().unwrap().is_some() {
-            panic!("the check finished before the file could be cut");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Once the process has 32 MB of the file mapped in (it is reading), cut.
+    let (_bin, child) = spawn_reading(&path, "cut");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

@@ -17,14 +17,21 @@ use std::time::Duration;
 
 use ipswcheck_fixture::{IpswSpec, Method};
 
-use crate::util::http::{self, Pace, Reply, Server};
-use crate::util::robust::{run_limited, Limits, Outcome, NO_HOSTS};
-use crate::util::signing::{ipswme_body, signed_body};
+use crate::util::http::{self, api_url, tss_url, Pace, Server};
+use crate::util::remote::{
+    apple_signed, fetch_args, first_problem as problem, fresh_cache, network_flags, run_json,
+    sparse_zip,
+};
+use crate::util::robust::Outcome;
 
 /// `--timeout` of every run, in seconds.
 const TIMEOUT: &str = "3";
 /// A run that has not ended by then hangs (the test fails; `run_limited` kills it).
 const BOUND: Duration = Duration::from_secs(30);
+/// [`BOUND`] for the check of many slow reads, which ends at its check deadline (about
+/// 30 s: 4 × 3 s plus its bytes at 32 KiB/s) plus at most one stall timeout — where it
+/// would otherwise take about eight minutes.
+const CHECK_BOUND: Duration = Duration::from_secs(90);
 
 /// The ranges asked for, `start..end`, in order.
 type RangeLog = Arc<Mutex<Vec<(u64, u64)>>>;
@@ -51,69 +58,26 @@ fn range_server(
     (addr, log)
 }
 
-/// Apple and ipsw.me stand-ins that answer at once: signed, and ipsw.me lists the build.
-fn apple() -> SocketAddr {
-    Server::apple_and_ipswme(
-        Reply::ok(signed_body()),
-        Reply::ok(ipswme_body("iPhone9,3", "19H370", true, "")),
-    )
-    .detach()
-}
-
-/// The network flags: `tss` and `api` base URLs, [`TIMEOUT`], a fresh cache in `dir`.
+/// The network flags: `tss` and `api` base URLs, [`TIMEOUT`], a fresh cache in `dir`,
+/// JSON out.
 fn network(dir: &Path, tss: &str, api: &str) -> Vec<String> {
-    let cache = dir.join(format!("cache-{}", CACHES.fetch_add(1, Ordering::SeqCst)));
-    [
-        "--tss-url",
-        tss,
-        "--api-url",
-        api,
-        "--timeout",
-        TIMEOUT,
-        "--hosts-file",
-        NO_HOSTS,
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--json",
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
-
-static CACHES: AtomicUsize = AtomicUsize::new(0);
-
-fn tss_url(addr: SocketAddr) -> String {
-    format!("http://{addr}/TSS/controller?action=2")
-}
-
-fn api_url(addr: SocketAddr) -> String {
-    format!("http://{addr}/v4")
+    let mut flags = network_flags(tss, api, TIMEOUT, &fresh_cache(dir));
+    flags.push("--json".into());
+    flags
 }
 
 /// Run the binary with `args` then `more`; it must end within [`BOUND`] without a panic.
 fn run(args: &[&str], more: &[String]) -> (Outcome, serde_json::Value) {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(more.iter().map(String::as_str));
-    let o = run_limited(
-        &all,
-        &Limits {
-            wall: Some(BOUND),
-            ..Limits::default()
-        },
-    );
-    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-    assert!(o.elapsed < BOUND, "{args:?}: {:?}", o.elapsed);
-    let v = serde_json::from_str(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr));
-    (o, v)
+    run_within(BOUND, args, more)
 }
 
-/// The first problem's message of a report.
-fn problem(v: &serde_json::Value) -> String {
-    v["problems"][0]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no problem in {v:#}"))
-        .to_owned()
+/// [`run`], ending within `bound`.
+fn run_within(bound: Duration, args: &[&str], more: &[String]) -> (Outcome, serde_json::Value) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(more.iter().map(String::as_str));
+    let (o, v) = run_json(&all, bound);
+    assert!(o.elapsed < bound, "{args:?}: {:?}", o.elapsed);
+    (o, v)
 }
 
 /// The sample IPSW (all of it fits in the tail: one request reads it).
@@ -154,7 +118,7 @@ fn serve_file(
 #[test]
 fn a_remote_check_ends_when_the_tail_trickles_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     // Nothing at all, then a few bytes at once: the first read never completes in time.
     for first in [0, 100] {
@@ -174,7 +138,7 @@ fn a_remote_check_ends_when_the_tail_trickles_forever() {
 #[test]
 fn a_remote_check_ends_when_the_headers_trickle() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     let (url, _) = serve_file(&sample(dir.path()), |_, _, _| Pace::SlowHeaders);
     let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
@@ -188,7 +152,7 @@ fn a_remote_check_ends_when_the_headers_trickle() {
 fn a_remote_check_ends_when_a_later_read_trickles() {
     let dir = tempfile::tempdir().unwrap();
     let path = larger(dir.path());
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     // The tail at once; the directory (or whatever comes next) a byte a second, or its
     // headers so.
@@ -211,25 +175,68 @@ fn a_remote_check_ends_when_a_later_read_trickles() {
     }
 }
 
+/// A file whose directory cannot be found from its end records (the zip64 locator
+/// points at zeros), so the zip parser looks for it on its own, 64 KiB at a time: a
+/// check of many small reads (hundreds, for a large enough file).
+fn lost_directory(dir: &Path) -> PathBuf {
+    sparse_zip(&dir.join("lost.ipsw"), 8 << 20, &[], 0)
+}
+
+/// One deadline for all the reads of a remote check: a server that answers every read
+/// within its own deadline — the headers after 2 s (the stall timeout is 3 s), the body
+/// at 40 KiB/s (above the 32 KiB/s each answer is granted) — but many reads in a row,
+/// cannot stretch the check beyond 4 × the timeout plus its bytes at 32 KiB/s. Without
+/// that deadline this check would take 128 such reads, about eight minutes.
+#[test]
+fn a_remote_check_of_many_slow_reads_ends_at_the_check_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = apple_signed();
+    let net = network(dir.path(), &tss_url(a), &api_url(a));
+    let lost = lost_directory(dir.path());
+    let late = Pace::Late {
+        wait: Duration::from_secs(2),
+        rate: 40 << 10,
+    };
+    let (url, log) = serve_file(&lost, move |_, _, _| late);
+    let (o, v) = run_within(CHECK_BOUND, &[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(3), "{v:#}");
+    let message = problem(&v);
+    assert!(
+        message.starts_with(&format!("{url}: "))
+            && message.contains("the server was too slow overall"),
+        "{message}"
+    );
+    let reads = log.lock().unwrap().len();
+    assert!(reads > 2, "{reads} reads: {message}");
+    eprintln!("{reads} slow reads: exit 3 in {:?}: {message}", o.elapsed);
+
+    // The same reads answered at once: the check goes to its end (the directory is not
+    // found: damage, exit 10), never cut by the check deadline.
+    let (url, log) = serve_file(&lost, |_, _, _| Pace::Serve);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(10), "{v:#}");
+    assert!(!problem(&v).contains("too slow"), "{v:#}");
+    eprintln!(
+        "{} fast reads: exit 10 in {:?}: {}",
+        log.lock().unwrap().len(),
+        o.elapsed,
+        problem(&v)
+    );
+    // And a good IPSW from a normal server is read and checked.
+    let (url, _) = serve_file(&sample(dir.path()), |_, _, _| Pace::Serve);
+    let (o, v) = run(&[&url, "--device", "iPhone9,3"], &net);
+    assert_eq!(o.code, Some(0), "{v:#}");
+}
+
 #[test]
 fn fetch_preflight_ends_when_the_server_trickles() {
     let dir = tempfile::tempdir().unwrap();
-    let a = apple();
+    let a = apple_signed();
     let net = network(dir.path(), &tss_url(a), &api_url(a));
     let dest = dir.path().join("out.ipsw");
     for how in [Pace::Trickle(0), Pace::SlowHeaders] {
         let (url, _) = serve_file(&sample(dir.path()), move |_, _, _| how);
-        let (o, v) = run(
-            &[
-                "fetch",
-                &url,
-                "-o",
-                dest.to_str().unwrap(),
-                "--device",
-                "iPhone9,3",
-            ],
-            &net,
-        );
+        let (o, v) = run(&fetch_args(&url, &dest), &net);
         assert_eq!(o.code, Some(3), "{how:?}: {v:#}");
         // Nothing was written: the preflight failed before FILE.part existed.
         assert!(!dest.exists());
@@ -246,7 +253,7 @@ fn fetch_preflight_ends_when_the_server_trickles() {
 fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let path = larger(dir.path());
-    let a = apple();
+    let a = apple_signed();
     let dest = dir.path().join("out.ipsw");
     // The preflight's reads (the tail, the directory, the manifests: all under 1 MiB)
     // at once; while `slow`, the body 16 KiB at once, then a byte a second.
@@ -261,16 +268,7 @@ fn a_download_below_the_minimum_throughput_is_cut_and_resumes() {
             }
         })
     };
-    let fetch = [
-        "fetch",
-        &url,
-        "-o",
-        dest.to_str().unwrap(),
-        "--device",
-        "iPhone9,3",
-        "--retries",
-        "0",
-    ];
+    let fetch = [&fetch_args(&url, &dest)[..], &["--retries", "0"]].concat();
     let (o, v) = run(&fetch, &network(dir.path(), &tss_url(a), &api_url(a)));
     assert_ne!(o.code, Some(0), "{v:#}");
     let message = problem(&v);
@@ -311,7 +309,7 @@ fn a_trickling_tss_or_ipswme_costs_one_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let ipsw = sample(dir.path());
     // Apple's stand-in or ipsw.me's trickles its body; the other answers at once.
-    let good = apple();
+    let good = apple_signed();
     let trickler = Server::raw(|mut tcp| {
         if http::read_request(&mut tcp).is_none() {
             return;

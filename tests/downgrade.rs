@@ -16,10 +16,13 @@ use std::time::Duration;
 
 use ipswcheck_fixture::IpswSpec;
 
-use crate::util::http::{self, Pace, ReadWrite, Reply, Server, TestCa};
-use crate::util::remote::FileServer;
-use crate::util::robust::{run_limited, Limits, Outcome, NO_HOSTS};
-use crate::util::signing::{ipswme_body, signed_body};
+use crate::util::http::{self, api_url, tss_url, Pace, ReadWrite, Reply, Server, TestCa};
+use crate::util::remote::{
+    apple_signed, fetch_args, first_problem as problem, fresh_cache, network_flags, run_json,
+    FileServer,
+};
+use crate::util::robust::Outcome;
+use crate::util::signing::ipswme_body;
 
 /// One test's world: a CA whose root is in `root.pem`, the sample IPSW, Apple's
 /// stand-in (signed; ipsw.me lists the build as signed).
@@ -29,7 +32,6 @@ struct World {
     root: PathBuf,
     ipsw: PathBuf,
     apple: SocketAddr,
-    runs: AtomicUsize,
 }
 
 impl World {
@@ -39,18 +41,12 @@ impl World {
         let root = ca.write_pem(dir.path(), "root.pem");
         let ipsw = dir.path().join("sample.ipsw");
         IpswSpec::sample().build(&ipsw).unwrap();
-        let apple = Server::apple_and_ipswme(
-            Reply::ok(signed_body()),
-            Reply::ok(ipswme_body("iPhone9,3", "19H370", true, "")),
-        )
-        .detach();
         World {
             dir,
             ca,
             root,
             ipsw,
-            apple,
-            runs: AtomicUsize::new(0),
+            apple: apple_signed(),
         }
     }
 
@@ -76,40 +72,20 @@ impl World {
     /// Run the binary: `args`, then the network flags (`--ca-file` unless `trust` is
     /// false; `api` is ipsw.me's base URL), JSON out; it must end within 60 s.
     fn run(&self, args: &[&str], api: Option<&str>, trust: bool) -> (Outcome, serde_json::Value) {
-        let cache = self.dir.path().join(format!(
-            "cache-{}",
-            self.runs.fetch_add(1, Ordering::SeqCst)
-        ));
-        let tss = format!("http://{}/TSS/controller?action=2", self.apple);
-        let default_api = format!("http://{}/v4", self.apple);
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend([
-            "--tss-url",
-            &tss,
-            "--api-url",
-            api.unwrap_or(&default_api),
-            "--timeout",
+        let api = api.map_or_else(|| api_url(self.apple), str::to_owned);
+        let network = network_flags(
+            &tss_url(self.apple),
+            &api,
             "5",
-            "--hosts-file",
-            NO_HOSTS,
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--json",
-        ]);
+            &fresh_cache(self.dir.path()),
+        );
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(network.iter().map(String::as_str));
+        all.push("--json");
         if trust {
             all.extend(["--ca-file", self.root.to_str().unwrap()]);
         }
-        let o = run_limited(
-            &all,
-            &Limits {
-                wall: Some(Duration::from_secs(60)),
-                ..Limits::default()
-            },
-        );
-        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-        let v = serde_json::from_str(&o.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr));
-        (o, v)
+        run_json(&all, Duration::from_secs(60))
     }
 }
 
@@ -131,10 +107,6 @@ fn https_file(world: &World, file: &Path) -> SocketAddr {
             http::answer_range(out, &bytes, range, Pace::Serve);
         })
         .0
-}
-
-fn problem(v: &serde_json::Value) -> &str {
-    v["problems"][0]["message"].as_str().unwrap_or_default()
 }
 
 #[test]
@@ -193,18 +165,7 @@ fn an_https_ipsw_url_redirected_to_http_is_refused_before_any_clear_text() {
 
         // `fetch` neither: no file, no part file, nothing asked in clear text.
         let dest = w.dir.path().join("out.ipsw");
-        let (o, v) = w.run(
-            &[
-                "fetch",
-                &url,
-                "-o",
-                dest.to_str().unwrap(),
-                "--device",
-                "iPhone9,3",
-            ],
-            None,
-            true,
-        );
+        let (o, v) = w.run(&fetch_args(&url, &dest), None, true);
         assert_eq!(o.code, Some(3), "{what}: fetch: {v:#}");
         assert!(problem(&v).contains("refused a redirect"), "{v:#}");
         assert!(!dest.exists() && !w.dir.path().join("out.ipsw.part").exists());

@@ -9,12 +9,12 @@
 //! over the path while a 290 MB check is reading (as `adversarial` cuts a file).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use ipswcheck::check::{self, Progress};
 use ipswcheck::report::Report;
 use ipswcheck_fixture::IpswSpec;
 
+use crate::util::measure::spawn_reading;
 use crate::util::robust::*;
 
 /// Open `path`, apply `change`, then check what was opened.
@@ -59,12 +59,8 @@ fn a_different_file_renamed_over_the_path_is_reported() {
     let (path, _, items) = sample(dir.path());
     // A different IPSW (one entry more), moved in as a download tool finishes.
     let other = dir.path().join("other.ipsw.part");
-    let mut z = RawZip::new();
-    for item in &items {
-        z.push(item);
-    }
-    z.push(&RawItem::stored("extra.txt", b"not the same file"));
-    std::fs::write(&other, z.finish()).unwrap();
+    let extra = RawItem::stored("extra.txt", b"not the same file");
+    std::fs::write(&other, sample_plus(&items, &[extra])).unwrap();
     let report = check_with_change_between(&path, |p| std::fs::rename(&other, p).unwrap());
     assert_changed(&report, "another file was put in its place");
 }
@@ -106,42 +102,8 @@ fn the_binary_reports_a_file_renamed_over_the_path_mid_check() {
     IpswSpec::benchmark_stored(0.1).build(&path).unwrap();
     let copy = dir.path().join("copy.ipsw");
     std::fs::copy(&path, &copy).unwrap();
-    let mut child = crate::util::ipswcheck()
-        .args([
-            path.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-            "--offline",
-            "--hosts-file",
-            NO_HOSTS,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the check is reading (32 MB of the file mapped in), then swap the file.
-    let status = format!("/proc/{}/status", child.id());
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        let file_kb: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("RssFile:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0);
-        if file_kb > 32 << 10 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the check never started reading"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the check finished before the file could be swapped"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Once the check is reading (32 MB of the file mapped in), swap the file.
+    let (_bin, child) = spawn_reading(&path, "swapped");
     std::fs::rename(&copy, &path).unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -30,17 +30,8 @@ const ALLOWANCE: u64 = 400 << 20;
 
 fn limited_check(path: &Path, extra: &[&str]) -> Outcome {
     let size = std::fs::metadata(path).unwrap().len();
-    let mut args = vec![
-        path.to_str().unwrap(),
-        "--device",
-        "iPhone9,3",
-        "--offline",
-        "--hosts-file",
-        NO_HOSTS,
-    ];
-    args.extend_from_slice(extra);
     run_limited(
-        &args,
+        &offline_args(path, extra),
         &Limits {
             wall: Some(Duration::from_secs(600)),
             address_space: Some(size + ALLOWANCE),
@@ -66,13 +57,11 @@ fn deflate_bombs_are_checked_within_the_limit() {
         data: bomb.clone(),
     };
     // Declared 1 MiB, inflates to 8 GiB: stopped at the declared size.
-    let mut z = RawZip::new();
-    for item in &items {
-        z.push(item);
-    }
-    z.push(&entry(1 << 20, crc_of_zeros(1 << 20)));
-    let lying = dir.path().join("bomb.ipsw");
-    std::fs::write(&lying, z.finish()).unwrap();
+    let lying = write(
+        dir.path(),
+        "bomb.ipsw",
+        &sample_plus(&items, &[entry(1 << 20, crc_of_zeros(1 << 20))]),
+    );
     let o = limited_check(&lying, &[]);
     o.assert_code("a lying deflate bomb under the limit", 10);
     assert!(
@@ -87,13 +76,8 @@ fn deflate_bombs_are_checked_within_the_limit() {
 
     // Declared honestly as 8 GiB (zip64): inflated and CRC-checked in full, through one
     // 256 KiB buffer.
-    let mut z = RawZip::zip64();
-    for item in &items {
-        z.push(item);
-    }
-    z.push(&entry(size, crc));
-    let honest = dir.path().join("honest.ipsw");
-    std::fs::write(&honest, z.finish()).unwrap();
+    let all = [items.as_slice(), &[entry(size, crc)]].concat();
+    let honest = write(dir.path(), "honest.ipsw", &rezip(&all, true));
     let o = limited_check(&honest, &["--json"]);
     assert_eq!(o.code, Some(0), "{}\n{}", o.stdout, o.stderr);
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();

@@ -79,35 +79,10 @@ fn keep(path: &Path) {
 fn check_measured(path: &Path, extra: &[&str]) -> Measured {
     keep(path);
     let len = std::fs::metadata(path).unwrap().len();
-    let mut args = vec![
-        path.to_str().unwrap(),
-        "--device",
-        "iPhone9,3",
-        "--offline",
-        "--hosts-file",
-        NO_HOSTS,
-    ];
-    args.extend_from_slice(extra);
-    run_measured(&args, len, ADDRESS_ALLOWANCE)
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+    run_measured(&offline_args(path, extra), len, ADDRESS_ALLOWANCE)
 }
 
 // ---------------------------------------------------------------- central directories
-
-fn p16(v: &mut Vec<u8>, x: u16) {
-    v.extend_from_slice(&x.to_le_bytes());
-}
-fn p32(v: &mut Vec<u8>, x: u32) {
-    v.extend_from_slice(&x.to_le_bytes());
-}
-fn p64(v: &mut Vec<u8>, x: u64) {
-    v.extend_from_slice(&x.to_le_bytes());
-}
 
 /// A zip of `n` empty stored entries (`d/0000000`…), local headers included unless
 /// `offset` is given: then there are none, and every central record points at `offset`.
@@ -204,18 +179,10 @@ fn a_directory_at_the_caps_is_read_within_the_limit() {
     let (_, _, items) = sample(dir.path());
     // The sample plus empty entries up to the entry cap, with long names: what the
     // largest accepted directory costs.
-    let mut z = RawZip::new();
-    for item in &items {
-        z.push(item);
-    }
-    let pad = 20_000 - items.len();
-    for i in 0..pad {
-        z.push(&RawItem::stored(
-            &format!("pad/{i:05}-{}", "x".repeat(40)),
-            b"",
-        ));
-    }
-    let path = write(dir.path(), "wide.ipsw", &z.finish());
+    let pad: Vec<RawItem> = (0..20_000 - items.len())
+        .map(|i| RawItem::stored(&format!("pad/{i:05}-{}", "x".repeat(40)), b""))
+        .collect();
+    let path = write(dir.path(), "wide.ipsw", &sample_plus(&items, &pad));
     let m = check_measured(&path, &["--json"]);
     m.assert_bounded("20,000 entries (the cap)", 0);
     let v: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();

@@ -20,7 +20,7 @@ use ipswcheck::report::Report;
 use ipswcheck_fixture::{FixtureLayout, IpswSpec, Method};
 
 use crate::util;
-use crate::util::remote::FileServer;
+use crate::util::remote::{fetch_args, network_flags, FileServer};
 use crate::util::run_env;
 use crate::util::signing::{signed_body, status_body, FakeServer, Reply, NOT_ELIGIBLE};
 
@@ -80,18 +80,20 @@ impl Apple {
 
     /// The network flags for the binary.
     fn args(&self) -> Vec<String> {
-        vec![
-            "--tss-url".into(),
-            self.server.tss_url(),
-            "--api-url".into(),
-            self.server.api_url(),
-            "--hosts-file".into(),
-            "/nonexistent/ipswcheck-test/hosts".into(),
-            "--timeout".into(),
-            "5".into(),
-            "--cache-dir".into(),
-            self.cache.path().display().to_string(),
-        ]
+        network_flags(
+            &self.server.tss_url(),
+            &self.server.api_url(),
+            "5",
+            self.cache.path(),
+        )
+    }
+
+    /// Run the binary with `args` and these servers; (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let flags = self.args();
+        let mut all = args.to_vec();
+        all.extend(flags.iter().map(String::as_str));
+        run_env(&all, &[])
     }
 }
 
@@ -143,6 +145,41 @@ fn medium(dir: &Path) -> (PathBuf, FixtureLayout) {
     };
     let layout = spec.build(&path).unwrap();
     (path, layout)
+}
+
+/// A file served as `fw.ipsw` by a fresh file server, and where to download it:
+/// `out/fw.ipsw`, in an empty `out/`.
+struct Download {
+    path: PathBuf,
+    size: u64,
+    files: FileServer,
+    url: String,
+    out: PathBuf,
+    dest: PathBuf,
+}
+
+impl Download {
+    /// The [`medium`] fixture.
+    fn medium(dir: &Path) -> Download {
+        Download::of(dir, medium(dir).0)
+    }
+
+    fn of(dir: &Path, path: PathBuf) -> Download {
+        let size = std::fs::metadata(&path).unwrap().len();
+        let files = FileServer::start();
+        let url = files.serve("fw.ipsw", &path);
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let dest = out.join("fw.ipsw");
+        Download {
+            path,
+            size,
+            files,
+            url,
+            out,
+            dest,
+        }
+    }
 }
 
 fn sha1_hex(path: &Path) -> String {
@@ -216,11 +253,7 @@ fn remote_quick_check_of_a_1gb_fixture_reads_under_1mb() {
 
 /// Run the binary with the loopback signing servers; parse its JSON.
 fn run_json(args: &[&str], apple: &Apple) -> (i32, serde_json::Value, String) {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.push("--json".into());
-    all.extend(apple.args());
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let (code, out, err) = run_env(&refs, &[]);
+    let (code, out, err) = apple.run(&[args, &["--json"]].concat());
     (code, json(&out, &err), err)
 }
 
@@ -251,10 +284,7 @@ fn remote_check_through_the_cli_reports_the_url_size_and_bytes_fetched() {
     assert!(local.get("bytes_fetched").is_none(), "{local:#}");
 
     // The human report says what was read.
-    let mut args = vec![url.clone(), "--device".into(), "iPhone9,3".into()];
-    args.extend(apple.args());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, _) = run_env(&refs, &[]);
+    let (code, out, _) = apple.run(&[&url, "--device", "iPhone9,3"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.starts_with("STRUCTURE OK: iPhone_4.7_P3_15.8_19H370_Restore.ipsw")
@@ -433,17 +463,7 @@ fn fetch_of_a_good_file_ends_with_a_verified_identical_copy() {
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
 
     let start = Instant::now();
-    let (code, v, err) = run_json(
-        &[
-            "fetch",
-            &url,
-            "-o",
-            dest.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-        ],
-        &apple,
-    );
+    let (code, v, err) = run_json(&fetch_args(&url, &dest), &apple);
     eprintln!(
         "fetch of {size} bytes: {:.2} s",
         start.elapsed().as_secs_f64()
@@ -487,17 +507,7 @@ fn fetch_keeps_an_intact_file_when_ipswme_publishes_another_sha1() {
     let apple = Apple::signed_with_sha1("0123456789012345678901234567890123456789");
     let dest = dir.path().join("out").join("fw.ipsw");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let (code, v, err) = run_json(
-        &[
-            "fetch",
-            &url,
-            "-o",
-            dest.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-        ],
-        &apple,
-    );
+    let (code, v, err) = run_json(&fetch_args(&url, &dest), &apple);
     assert_eq!(code, 0, "{v:#}{err}");
     assert_eq!(v["verdict"], "ready");
     assert_eq!(v["checks"]["checksum"]["status"], "warn");
@@ -527,16 +537,12 @@ fn corrupted(dir: &Path) -> (PathBuf, PathBuf) {
 fn fetch_of_a_corrupted_source_leaves_no_file_at_the_target_name() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bad) = corrupted(dir.path());
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &bad);
+    let d = Download::of(dir.path(), bad.clone());
     let apple = Apple::signed();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join("fw.ipsw");
 
     let outcome = remote::fetch(
-        &url,
-        &dest,
+        &d.url,
+        &d.dest,
         &fetch_options(&apple, Some("iPhone9,3"), 0),
         None,
         &Progress::default(),
@@ -549,7 +555,7 @@ fn fetch_of_a_corrupted_source_leaves_no_file_at_the_target_name() {
     assert!(outcome.downloaded);
     assert!(outcome.saved.is_none() && outcome.kept_failed.is_none() && outcome.partial.is_none());
     assert_eq!(
-        std::fs::read_dir(&out).unwrap().count(),
+        std::fs::read_dir(&d.out).unwrap().count(),
         0,
         "something was left behind"
     );
@@ -557,33 +563,27 @@ fn fetch_of_a_corrupted_source_leaves_no_file_at_the_target_name() {
     // --keep keeps it, under another name.
     let mut options = fetch_options(&apple, Some("iPhone9,3"), 0);
     options.keep = true;
-    let outcome = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    let outcome = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert_eq!(outcome.report.exit_code, 10);
     let kept = outcome.kept_failed.unwrap();
-    assert_eq!(kept, out.join("fw.ipsw.failed"));
-    assert!(!dest.exists());
+    assert_eq!(kept, d.out.join("fw.ipsw.failed"));
+    assert!(!d.dest.exists());
     assert_eq!(sha1_hex(&kept), sha1_hex(&bad));
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 1);
 }
 
 #[test]
 fn fetch_stops_before_downloading_a_file_for_another_device_or_not_signed() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = medium(dir.path());
-    let size = std::fs::metadata(&path).unwrap().len();
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &path);
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join("fw.ipsw");
+    let d = Download::medium(dir.path());
 
     let signed = Apple::signed();
     let (code, v, err) = run_json(
         &[
             "fetch",
-            &url,
+            &d.url,
             "-o",
-            dest.to_str().unwrap(),
+            d.dest.to_str().unwrap(),
             "--device",
             "iPhone10,1",
         ],
@@ -593,90 +593,58 @@ fn fetch_stops_before_downloading_a_file_for_another_device_or_not_signed() {
     assert!(err.contains("nothing downloaded"), "{err}");
 
     let unsigned = Apple::unsigned();
-    let (code, v, err) = run_json(
-        &[
-            "fetch",
-            &url,
-            "-o",
-            dest.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-        ],
-        &unsigned,
-    );
+    let (code, v, err) = run_json(&fetch_args(&d.url, &d.dest), &unsigned);
     assert_eq!(code, 30, "{v:#}{err}");
     assert_eq!(v["checks"]["signing"]["status"], "not_signed");
 
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
-    let sent = files.body_bytes_sent();
-    assert!(sent < 200_000, "the server sent {sent} of {size} bytes");
+    assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 0);
+    let sent = d.files.body_bytes_sent();
+    assert!(sent < 200_000, "the server sent {sent} of {} bytes", d.size);
 }
 
 #[test]
 fn fetch_cut_midway_resumes_in_the_same_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = medium(dir.path());
-    let size = std::fs::metadata(&path).unwrap().len();
-    let sha1 = sha1_hex(&path);
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &path);
-    files.cut_once_after(size / 2);
+    let d = Download::medium(dir.path());
+    let sha1 = sha1_hex(&d.path);
+    d.files.cut_once_after(d.size / 2);
     let apple = Apple::signed();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join("fw.ipsw");
 
-    let (code, v, err) = run_json(
-        &[
-            "fetch",
-            &url,
-            "-o",
-            dest.to_str().unwrap(),
-            "--device",
-            "iPhone9,3",
-        ],
-        &apple,
-    );
+    let (code, v, err) = run_json(&fetch_args(&d.url, &d.dest), &apple);
     assert_eq!(code, 0, "{v:#}{err}");
-    assert_eq!(sha1_hex(&dest), sha1);
-    let log = files.log();
+    assert_eq!(sha1_hex(&d.dest), sha1);
+    let log = d.files.log();
     let cut: Vec<_> = log.iter().filter(|r| r.cut).collect();
     assert_eq!(cut.len(), 1, "{log:?}");
-    assert_eq!(cut[0].body_sent, size / 2);
+    assert_eq!(cut[0].body_sent, d.size / 2);
     // The transfer went on from where it broke, for the same version of the file.
     let resume = log
         .iter()
         .find(|r| {
             r.range
                 .as_deref()
-                .is_some_and(|h| h.starts_with(&format!("bytes={}-", size / 2)))
+                .is_some_and(|h| h.starts_with(&format!("bytes={}-", d.size / 2)))
         })
         .unwrap_or_else(|| panic!("no resume request: {log:?}"));
     assert_eq!(resume.status, 206);
     assert_eq!(resume.if_range.as_deref(), Some("\"v1\""));
     // Nothing was downloaded twice.
     let fetched = v["bytes_fetched"].as_u64().unwrap();
-    assert!(fetched < size + 200_000, "{fetched} for {size}");
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert!(fetched < d.size + 200_000, "{fetched} for {}", d.size);
+    assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 1);
 }
 
 #[test]
 fn fetch_interrupted_resumes_on_the_next_run_when_the_file_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = medium(dir.path());
-    let size = std::fs::metadata(&path).unwrap().len();
-    let sha1 = sha1_hex(&path);
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &path);
+    let d = Download::medium(dir.path());
+    let sha1 = sha1_hex(&d.path);
     let apple = Apple::signed();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join("fw.ipsw");
     let options = fetch_options(&apple, Some("iPhone9,3"), 0);
 
     // First run: the connection breaks at a third and no reconnection is allowed.
-    files.cut_once_after(size / 3);
-    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    d.files.cut_once_after(d.size / 3);
+    let first = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert_eq!(first.report.exit_code, 3, "{}", first.report.to_json());
     assert!(
         problems(&first.report).contains("stopped at"),
@@ -689,30 +657,33 @@ fn fetch_interrupted_resumes_on_the_next_run_when_the_file_is_unchanged() {
         .unwrap()
         .contains("resumes"));
     let part = first.partial.clone().unwrap();
-    assert_eq!(part, out.join("fw.ipsw.part"));
-    assert!(part.exists() && out.join("fw.ipsw.part.json").exists());
-    assert!(!dest.exists());
+    assert_eq!(part, d.out.join("fw.ipsw.part"));
+    assert!(part.exists() && d.out.join("fw.ipsw.part.json").exists());
+    assert!(!d.dest.exists());
 
     // Second run: same ETag, so it continues from the first run's last byte.
-    files.clear_log();
-    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    d.files.clear_log();
+    let second = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
-    assert_eq!(second.resumed_from, Some(size / 3));
-    assert_eq!(second.saved.as_deref(), Some(dest.as_path()));
-    let resumed = format!("bytes={}-", size / 3);
+    assert_eq!(second.resumed_from, Some(d.size / 3));
+    assert_eq!(second.saved.as_deref(), Some(d.dest.as_path()));
+    let resumed = format!("bytes={}-", d.size / 3);
     assert!(
-        files
+        d.files
             .log()
             .iter()
             .any(|r| r.range.as_deref().is_some_and(|h| h.starts_with(&resumed))),
         "{:?}",
-        files.log()
+        d.files.log()
     );
-    let sent = files.body_bytes_sent();
-    assert!(sent < size - size / 3 + 200_000, "second run sent {sent}");
-    assert_eq!(sha1_hex(&dest), sha1);
+    let sent = d.files.body_bytes_sent();
+    assert!(
+        sent < d.size - d.size / 3 + 200_000,
+        "second run sent {sent}"
+    );
+    assert_eq!(sha1_hex(&d.dest), sha1);
     assert!(second.report.checks.archive.crc_checked > 100);
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 1);
 }
 
 /// `fetch` never writes into `FILE.part` while it is mapped (a `&[u8]` over a shared
@@ -724,22 +695,16 @@ fn fetch_interrupted_resumes_on_the_next_run_when_the_file_is_unchanged() {
 #[test]
 fn fetch_never_writes_into_a_part_file_that_is_mapped() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = medium(dir.path());
-    let size = std::fs::metadata(&path).unwrap().len();
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &path);
+    let d = Download::medium(dir.path());
     let apple = Apple::signed();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
-    let dest = out.join("fw.ipsw");
     let options = fetch_options(&apple, Some("iPhone9,3"), 0);
-    files.cut_once_after(size / 3);
-    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    d.files.cut_once_after(d.size / 3);
+    let first = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     let part = first.partial.clone().expect("a partial download");
     let before = std::fs::read(&part).unwrap();
 
     let mapped = ipswcheck::archive::Archive::open(&part).unwrap();
-    let refused = remote::fetch(&url, &dest, &options, None, &Progress::default())
+    let refused = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default())
         .expect_err("a mapped part must not be written");
     assert!(
         refused
@@ -754,42 +719,38 @@ fn fetch_never_writes_into_a_part_file_that_is_mapped() {
     );
     drop(mapped);
 
-    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    let second = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
-    assert_eq!(second.resumed_from, Some(size / 3));
-    assert_eq!(sha1_hex(&dest), sha1_hex(&path));
+    assert_eq!(second.resumed_from, Some(d.size / 3));
+    assert_eq!(sha1_hex(&d.dest), sha1_hex(&d.path));
     assert!(second.report.checks.archive.crc_checked > 100);
 }
 
 #[test]
 fn fetch_starts_over_when_the_file_changed_on_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = medium(dir.path());
-    let size = std::fs::metadata(&path).unwrap().len();
-    let files = FileServer::start();
-    let url = files.serve("fw.ipsw", &path);
+    let d = Download::medium(dir.path());
     let apple = Apple::signed();
-    let dest = dir.path().join("fw.ipsw");
     let options = fetch_options(&apple, Some("iPhone9,3"), 0);
-    files.cut_once_after(size / 3);
-    let first = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    d.files.cut_once_after(d.size / 3);
+    let first = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert!(first.partial.is_some());
 
     // A new upload: the partial bytes may belong to another file.
-    files.set_etag("\"v2\"");
-    files.clear_log();
-    let second = remote::fetch(&url, &dest, &options, None, &Progress::default()).unwrap();
+    d.files.set_etag("\"v2\"");
+    d.files.clear_log();
+    let second = remote::fetch(&d.url, &d.dest, &options, None, &Progress::default()).unwrap();
     assert_eq!(second.report.exit_code, 0, "{}", second.report.to_json());
     assert_eq!(second.resumed_from, None);
     assert!(
-        files.log().iter().any(|r| r
+        d.files.log().iter().any(|r| r
             .range
             .as_deref()
             .is_some_and(|h| h.starts_with("bytes=0-"))),
         "{:?}",
-        files.log()
+        d.files.log()
     );
-    assert_eq!(sha1_hex(&dest), sha1_hex(&path));
+    assert_eq!(sha1_hex(&d.dest), sha1_hex(&d.path));
 }
 
 #[test]
@@ -801,15 +762,8 @@ fn fetch_never_replaces_an_existing_file_or_a_foreign_part() {
     let apple = Apple::signed();
     let dest = dir.path().join("fw.ipsw");
     std::fs::write(&dest, b"my own file").unwrap();
-    let mut args = vec![
-        "fetch".to_owned(),
-        url.clone(),
-        "-o".into(),
-        dest.display().to_string(),
-    ];
-    args.extend(apple.args());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, err) = run_env(&refs, &[]);
+    let fetch = ["fetch", &url, "-o", dest.to_str().unwrap()];
+    let (code, _, err) = apple.run(&fetch);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(std::fs::read(&dest).unwrap(), b"my own file");
@@ -818,7 +772,7 @@ fn fetch_never_replaces_an_existing_file_or_a_foreign_part() {
     std::fs::remove_file(&dest).unwrap();
     let part = dir.path().join("fw.ipsw.part");
     std::fs::write(&part, b"someone else's").unwrap();
-    let (code, _, err) = run_env(&refs, &[]);
+    let (code, _, err) = apple.run(&fetch);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("was not left by"), "{err}");
     assert_eq!(std::fs::read(&part).unwrap(), b"someone else's");
@@ -880,18 +834,15 @@ fn scan_urls_surveys_a_catalogue_remotely() {
     let list = dir.path().join("urls.txt");
     std::fs::write(&list, format!("# the catalogue\n{good}\n{gone}\n")).unwrap();
     let apple = Apple::signed();
-    let mut args = vec![
-        "scan".to_owned(),
-        "--urls".into(),
-        list.display().to_string(),
-        "--device".into(),
-        "iPhone9,3".into(),
-        "--format".into(),
-        "json".into(),
-    ];
-    args.extend(apple.args());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, out, err) = run_env(&refs, &[]);
+    let (code, out, err) = apple.run(&[
+        "scan",
+        "--urls",
+        list.to_str().unwrap(),
+        "--device",
+        "iPhone9,3",
+        "--format",
+        "json",
+    ]);
     let v = json(&out, &err);
     // One URL could not be read: the scan reports a failure.
     assert_eq!(code, 1, "{v:#}{err}");

@@ -8,59 +8,17 @@
 //! `util::remote`; the server's count of body bytes sent is what is asserted.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::util::remote::FileServer;
-use crate::util::robust::{run_limited, Limits, NO_HOSTS};
+use crate::util::http::{api_url, tss_url};
+use crate::util::remote::{
+    first_problem, network_flags, run_json, sparse_zip, zip64_record, FileServer,
+};
+use crate::util::robust::NO_HOSTS;
 
 const MIB: u64 = 1 << 20;
-
-/// A zip64 end record (56 bytes) declaring a central directory of `cd_size` bytes at
-/// `cd_offset`, holding `entries` entries.
-fn zip64_record(entries: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
-    let mut r = b"PK\x06\x06".to_vec();
-    r.extend_from_slice(&44u64.to_le_bytes());
-    r.extend_from_slice(&45u16.to_le_bytes());
-    r.extend_from_slice(&45u16.to_le_bytes());
-    r.extend_from_slice(&0u32.to_le_bytes());
-    r.extend_from_slice(&0u32.to_le_bytes());
-    r.extend_from_slice(&entries.to_le_bytes());
-    r.extend_from_slice(&entries.to_le_bytes());
-    r.extend_from_slice(&cd_size.to_le_bytes());
-    r.extend_from_slice(&cd_offset.to_le_bytes());
-    r
-}
-
-/// The zip64 locator pointing at `record`, then an end record that defers to zip64.
-fn zip64_trailer(record: u64) -> Vec<u8> {
-    let mut t = b"PK\x06\x07".to_vec();
-    t.extend_from_slice(&0u32.to_le_bytes());
-    t.extend_from_slice(&record.to_le_bytes());
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.extend_from_slice(b"PK\x05\x06");
-    t.extend_from_slice(&[0; 4]);
-    t.extend_from_slice(&[0xFF; 4]);
-    t.extend_from_slice(&[0xFF; 8]);
-    t.extend_from_slice(&[0; 2]);
-    t
-}
-
-/// A sparse file of `size` bytes: `head` at its start, the zip64 trailer pointing at
-/// `record_at` at its end, holes between.
-fn sparse_zip(path: &Path, size: u64, head: &[(u64, Vec<u8>)], record_at: u64) -> PathBuf {
-    let mut f = std::fs::File::create(path).unwrap();
-    for (at, bytes) in head {
-        f.seek(SeekFrom::Start(*at)).unwrap();
-        f.write_all(bytes).unwrap();
-    }
-    let trailer = zip64_trailer(record_at);
-    f.seek(SeekFrom::Start(size - trailer.len() as u64))
-        .unwrap();
-    f.write_all(&trailer).unwrap();
-    path.to_path_buf()
-}
 
 #[test]
 fn a_zip64_record_before_the_tail_cannot_claim_a_giant_directory() {
@@ -95,7 +53,7 @@ fn a_zip64_record_before_the_tail_cannot_claim_a_giant_directory() {
         let path = sparse_zip(&dir.path().join("giant.ipsw"), size, &head, record_at);
         let url = files.serve("giant.ipsw", &path);
         files.clear_log();
-        let o = run_limited(
+        let (o, v) = run_json(
             &[
                 &url,
                 "--device",
@@ -106,15 +64,10 @@ fn a_zip64_record_before_the_tail_cannot_claim_a_giant_directory() {
                 "--timeout",
                 "10",
             ],
-            &Limits {
-                wall: Some(Duration::from_secs(60)),
-                ..Limits::default()
-            },
+            Duration::from_secs(60),
         );
-        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
         assert_eq!(o.code, Some(10), "{what}: {v:#}");
-        let message = v["problems"][0]["message"].as_str().unwrap();
+        let message = first_problem(&v);
         assert!(
             message.contains("more than the 33554432 ipswcheck reads"),
             "{what}: {message}"
@@ -145,17 +98,12 @@ fn the_zip_parser_cannot_fetch_more_than_one_directory_on_its_own() {
         let path = sparse_zip(&dir.path().join("lost.ipsw"), size, &head, 0);
         let url = files.serve("lost.ipsw", &path);
         files.clear_log();
-        let o = run_limited(
+        let (o, v) = run_json(
             &[&url, "--json", "--hosts-file", NO_HOSTS, "--timeout", "10"],
-            &Limits {
-                wall: Some(Duration::from_secs(60)),
-                ..Limits::default()
-            },
+            Duration::from_secs(60),
         );
-        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
         assert_eq!(o.code, Some(10), "{what}: {v:#}");
-        let message = v["problems"][0]["message"].as_str().unwrap();
+        let message = first_problem(&v);
         assert!(
             message.contains("no central directory within the 33554432 bytes"),
             "{what}: {message}"
@@ -248,26 +196,16 @@ fn eight_answers_just_under_their_caps_share_one_budget() {
     let dir = tempfile::tempdir().unwrap();
     let files = FileServer::start();
     let apple_silent = crate::util::http::refused_addr();
-    let common = |list: &Path, tss: &str, api: &str, cache: &str| -> Vec<String> {
-        [
-            "scan",
-            "--urls",
-            list.to_str().unwrap(),
-            "--format",
-            "json",
-            "--hosts-file",
-            NO_HOSTS,
-            "--timeout",
-            "20",
-            "--tss-url",
-            tss,
-            "--api-url",
-            api,
-            "--cache-dir",
-            cache,
-        ]
-        .map(str::to_owned)
-        .to_vec()
+    let common = |list: &Path, tss: &str, api: &str, cache: &Path| -> Vec<String> {
+        let mut args = vec![
+            "scan".to_owned(),
+            "--urls".into(),
+            list.to_str().unwrap().into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        args.extend(network_flags(tss, api, "20", cache));
+        args
     };
 
     // (a) Directories.
@@ -282,7 +220,7 @@ fn eight_answers_just_under_their_caps_share_one_budget() {
     std::fs::write(&list, urls).unwrap();
     let refused = format!("http://{apple_silent}/x");
     let cache = dir.path().join("cache-a");
-    let args = common(&list, &refused, &refused, cache.to_str().unwrap());
+    let args = common(&list, &refused, &refused, &cache);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out, rss) = run_measured(&args);
     let sent = files.body_bytes_sent();
@@ -330,10 +268,8 @@ fn eight_answers_just_under_their_caps_share_one_budget() {
     }
     let list = dir.path().join("builds.txt");
     std::fs::write(&list, urls).unwrap();
-    let tss = format!("http://{stand_in}/TSS/controller?action=2");
-    let api = format!("http://{stand_in}/v4");
     let cache = dir.path().join("cache-b");
-    let args = common(&list, &tss, &api, cache.to_str().unwrap());
+    let args = common(&list, &tss_url(stand_in), &api_url(stand_in), &cache);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out, rss) = run_measured(&args);
     let budget = out.matches("budget for network answers").count();

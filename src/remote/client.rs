@@ -20,13 +20,15 @@
 //!   one redirect policy — at most five hops, each to the scheme of the URL given, never
 //!   from https to plain http (an https IPSW URL redirected to http would otherwise be
 //!   read in clear text, and a forged file checked as READY).
-//! - Two clocks on every exchange. The *stall* timeout (`timeout`) bounds the wait for
-//!   the status line and headers and each read of a body. A *total* deadline bounds each
-//!   whole answer a check reads: `timeout` plus its length at [`MIN_CHECK_RATE`] — a
-//!   server that trickles one byte a second never stalls, and without it a 64 KiB tail
-//!   would take 18 hours. A download (`fetch`) cannot have a total deadline (gigabytes
-//!   at any honest speed); its body is read through [`RemoteFile::watched`], the
-//!   minimum-throughput rule of [`Throughput`].
+//! - Three clocks. The *stall* timeout (`timeout`) bounds the wait for the status line
+//!   and headers and each read of a body. A *total* deadline bounds each whole answer a
+//!   check reads: `timeout` plus its length at [`MIN_CHECK_RATE`] — a server that
+//!   trickles one byte a second never stalls, and without it a 64 KiB tail would take 18
+//!   hours. A *check* deadline bounds all the answers of one remote check together
+//!   ([`CHECK_TIMEOUTS`]): each answer just inside its own deadline, hundreds of times,
+//!   would otherwise hold a check for hours. A download (`fetch`) cannot have a total
+//!   deadline (gigabytes at any honest speed); its body is read through
+//!   [`RemoteFile::watched`], the minimum-throughput rule of [`Throughput`].
 
 use std::io::Read;
 use std::path::Path;
@@ -53,6 +55,27 @@ pub const TAIL_LEN: u64 = 22 + 65535;
 /// for a real directory and manifest, 17 minutes at most for the largest directory read
 /// (32 MiB): bounded, whatever the server does.
 pub const MIN_CHECK_RATE: u64 = 32 << 10;
+
+/// How many stall timeouts all the answers of one remote check may take together, on
+/// top of their bytes at [`MIN_CHECK_RATE`]: the check deadline is `CHECK_TIMEOUTS ×
+/// timeout + (bytes asked for) / MIN_CHECK_RATE`, counted from the check's first request.
+///
+/// Why one deadline for the whole check: each answer's own deadline is `timeout + len /
+/// MIN_CHECK_RATE`, and a crafted file makes many answers — the zip parser may fetch up
+/// to [`super::MAX_DIRECTORY_BYTES`] in 64 KiB reads, 512 requests. A server answering
+/// each just inside its own deadline would hold one check for 512 timeouts (85 minutes
+/// at the default 10 s) on top of its bytes. With this, the waiting is paid four times,
+/// not once per request.
+///
+/// Why four: a real IPSW takes two to five requests (the tail, perhaps the directory,
+/// the two manifests), each waiting one round trip, not a timeout; four whole timeouts
+/// (40 s at the default) cover any honest server's latency, and the first four answers
+/// of a check could each take their whole own deadline without passing this one. The
+/// bytes are paid at the same rate as each answer's, so a large directory brings its
+/// own time with it. A check ends at most one stall timeout after this deadline (a
+/// request sent just before it waits that long for its headers), then fails as an
+/// answer past its own deadline does: the file could not be read, exit 3.
+pub const CHECK_TIMEOUTS: u32 = 4;
 
 /// The download rule: a `fetch` body slower than this, in bytes per second, averaged
 /// over a [`RemoteFile::download_window`], is broken off as too slow (and resumed, as
@@ -98,6 +121,14 @@ pub enum RemoteError {
     /// ([`crate::signing::http::MAX_HELD_BYTES`]) is used up.
     #[error("{0}")]
     OverBudget(String),
+    /// The check deadline ([`CHECK_TIMEOUTS`]): every answer came within its own deadline,
+    /// but together they took too long. (The report names the URL.)
+    #[error("the server was too slow overall: {requests} requests for {asked} bytes took longer than the {:.1} s one check may take ({CHECK_TIMEOUTS} × the timeout, plus {} KiB/s)", .limit.as_secs_f64(), MIN_CHECK_RATE >> 10)]
+    TooSlowOverall {
+        requests: u64,
+        asked: u64,
+        limit: Duration,
+    },
     /// The download rule ([`Throughput`]): too few bytes over a whole window.
     #[error("too slow: {got} bytes in the last {secs} s, below the minimum of {} KiB/s", min_rate >> 10)]
     TooSlow { got: u64, secs: u64, min_rate: u64 },
@@ -178,6 +209,11 @@ pub struct RemoteFile {
     /// Bytes received: bodies plus status lines and headers.
     fetched: AtomicU64,
     requests: AtomicU64,
+    /// When the check's first request went out, and the bytes its requests asked for
+    /// since: the clock of the check deadline ([`CHECK_TIMEOUTS`]). A download's
+    /// requests ([`RemoteFile::open_range`] called by `fetch`) are not on it.
+    check_started: OnceLock<Instant>,
+    check_asked: AtomicU64,
     /// Fetched ranges, by offset (possibly overlapping).
     blocks: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
     /// What `blocks` (and entries read from them) hold, counted against the process-wide
@@ -258,6 +294,8 @@ impl RemoteFile {
             meta: OnceLock::new(),
             fetched: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            check_started: OnceLock::new(),
+            check_asked: AtomicU64::new(0),
             blocks: Mutex::new(Vec::new()),
             held: Mutex::new(Held::default()),
         }
@@ -295,7 +333,36 @@ impl RemoteFile {
     /// The total deadline of an answer of `len` bytes whose request went out at
     /// `sent` (see [`MIN_CHECK_RATE`]).
     fn deadline(&self, sent: Instant, len: u64) -> Instant {
-        sent + self.timeout + Duration::from_secs_f64(len as f64 / MIN_CHECK_RATE as f64)
+        sent + self.timeout + at_check_rate(len)
+    }
+
+    /// How long a check whose requests asked for `asked` bytes may take in all
+    /// ([`CHECK_TIMEOUTS`]).
+    fn check_allowance(&self, asked: u64) -> Duration {
+        self.timeout * CHECK_TIMEOUTS + at_check_rate(asked)
+    }
+
+    /// Before a request of the check for `len` bytes: start the check's clock (at its
+    /// first request), refuse once the check deadline of the requests before has
+    /// passed, and count `len`. Returns when the request goes out and the check
+    /// deadline with `len` counted (what its answer is read by).
+    fn check_request(&self, len: u64) -> Result<(Instant, Instant), RemoteError> {
+        let sent = Instant::now();
+        let started = *self.check_started.get_or_init(|| sent);
+        if sent > started + self.check_allowance(self.check_asked.load(Ordering::Relaxed)) {
+            return Err(self.too_slow_overall());
+        }
+        let asked = self.check_asked.fetch_add(len, Ordering::Relaxed) + len;
+        Ok((sent, started + self.check_allowance(asked)))
+    }
+
+    fn too_slow_overall(&self) -> RemoteError {
+        let asked = self.check_asked.load(Ordering::Relaxed);
+        RemoteError::TooSlowOverall {
+            requests: self.requests(),
+            asked,
+            limit: self.check_allowance(asked),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -355,7 +422,7 @@ impl RemoteFile {
             return Ok(start);
         }
         self.hold(TAIL_LEN)?;
-        let sent = Instant::now();
+        let (sent, overall) = self.check_request(TAIL_LEN)?;
         let response = self.send(&format!("bytes=-{TAIL_LEN}"), None)?;
         let validators = Validators::from_headers(response.headers());
         let (start, end, size) = match response.status() {
@@ -384,7 +451,7 @@ impl RemoteFile {
             return Err(RemoteError::Empty);
         }
         let _ = self.meta.set(Meta { size, validators });
-        let body = self.read_body(response, end - start, sent)?;
+        let body = self.read_body(response, end - start, sent, overall)?;
         self.keep(start, body);
         Ok(start)
     }
@@ -465,9 +532,9 @@ impl RemoteFile {
             self.add_fetched(body.len() as u64);
             return Ok(self.keep(start, body));
         }
-        let sent = Instant::now();
+        let (sent, overall) = self.check_request(end - start)?;
         let response = self.open_range(start, end)?;
-        let body = self.read_body(response, end - start, sent)?;
+        let body = self.read_body(response, end - start, sent, overall)?;
         Ok(self.keep(start, body))
     }
 
@@ -588,13 +655,15 @@ impl RemoteFile {
     }
 
     /// Read exactly `len` bytes of `response`'s body, by the total deadline of a request
-    /// sent at `sent` ([`RemoteFile::deadline`]). Each read waits at most the stall
-    /// timeout, so the deadline is checked at least that often.
+    /// sent at `sent` ([`RemoteFile::deadline`]) and the check deadline `overall`
+    /// ([`CHECK_TIMEOUTS`]). Each read waits at most the stall timeout, so the deadlines
+    /// are checked at least that often.
     fn read_body(
         &self,
         response: Response,
         len: u64,
         sent: Instant,
+        overall: Instant,
     ) -> Result<Vec<u8>, RemoteError> {
         if let Some(n) = response.content_length() {
             if n != len {
@@ -613,7 +682,8 @@ impl RemoteFile {
             reason,
         };
         while (body.len() as u64) < len {
-            if Instant::now() > deadline {
+            let now = Instant::now();
+            if now > deadline {
                 return Err(broken(
                     body.len(),
                     format!(
@@ -622,6 +692,9 @@ impl RemoteFile {
                         MIN_CHECK_RATE >> 10
                     ),
                 ));
+            }
+            if now > overall {
+                return Err(self.too_slow_overall());
             }
             match reader.read(&mut buf) {
                 Ok(0) => return Err(broken(body.len(), "the connection closed".into())),
@@ -707,6 +780,11 @@ impl<R: Read> Read for Watched<R> {
         }
         Ok(n)
     }
+}
+
+/// How long `len` bytes take at [`MIN_CHECK_RATE`].
+fn at_check_rate(len: u64) -> Duration {
+    Duration::from_secs_f64(len as f64 / MIN_CHECK_RATE as f64)
 }
 
 /// `Content-Range: bytes START-END/SIZE` (a `*` size is refused: we need the size).
@@ -848,6 +926,41 @@ mod tests {
             remote.deadline(sent, 2 * MIN_CHECK_RATE),
             sent + Duration::from_secs(12)
         );
+        // The check deadline: four timeouts, plus the bytes of every request.
+        assert_eq!(
+            remote.check_allowance(2 * MIN_CHECK_RATE),
+            Duration::from_secs(42)
+        );
+    }
+
+    #[test]
+    fn a_check_past_its_deadline_refuses_its_next_request() {
+        // A 1 ms timeout: the check may take 4 ms plus its bytes at 32 KiB/s.
+        let remote =
+            RemoteFile::new("http://127.0.0.1:9/x.ipsw", Duration::from_millis(1)).unwrap();
+        let (sent, overall) = remote.check_request(0).unwrap();
+        assert_eq!(overall, sent + Duration::from_millis(4));
+        std::thread::sleep(Duration::from_millis(20));
+        let e = remote.check_request(MIN_CHECK_RATE).unwrap_err();
+        assert!(
+            matches!(e, RemoteError::TooSlowOverall { asked: 0, .. }),
+            "{e:?}"
+        );
+        assert!(!e.is_transient());
+        let message = e.to_string();
+        assert!(
+            message.starts_with("the server was too slow overall: 0 requests for 0 bytes")
+                && message
+                    .contains("than the 0.0 s one check may take (4 × the timeout, plus 32 KiB/s)"),
+            "{message}"
+        );
+        // Bytes asked for buy time at the same rate: 1 MiB is 32 s more.
+        let remote =
+            RemoteFile::new("http://127.0.0.1:9/x.ipsw", Duration::from_millis(1)).unwrap();
+        let (sent, overall) = remote.check_request(1 << 20).unwrap();
+        assert_eq!(overall, sent + Duration::from_millis(32_004));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(remote.check_request(0).is_ok());
     }
 
     #[test]

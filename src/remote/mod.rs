@@ -208,6 +208,9 @@ pub(crate) fn unreadable(url: &str, options: &CheckOptions, error: &OpenError) -
         Some(RemoteError::Redirect(_)) => {
             "the server sent the request elsewhere; if you trust the target, give its URL directly"
         }
+        Some(RemoteError::TooSlowOverall { .. }) => {
+            "the server answered, but too slowly for one check; try again later, or give a larger --timeout (the check deadline grows with it)"
+        }
         Some(_) => "check the URL and the connection, then try again",
         None => return report,
     };

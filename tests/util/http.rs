@@ -252,11 +252,11 @@ impl Server {
     }
 
     pub fn tss_url(&self) -> String {
-        self.url("/TSS/controller?action=2")
+        tss_url(self.addr)
     }
 
     pub fn api_url(&self) -> String {
-        self.url("/v4")
+        api_url(self.addr)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -287,6 +287,16 @@ impl Drop for Server {
             let _ = t.join();
         }
     }
+}
+
+/// The TSS URL (`--tss-url`) of Apple's stand-in at `addr`.
+pub fn tss_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/TSS/controller?action=2")
+}
+
+/// The ipsw.me base URL (`--api-url`) of its stand-in at `addr`.
+pub fn api_url(addr: SocketAddr) -> String {
+    format!("http://{addr}/v4")
 }
 
 /// A server that accepts connections and never answers (they stay open while it lives).
@@ -450,6 +460,9 @@ pub enum Pace {
     /// The headers and the first `n` bytes of the body at once, then the rest one byte a
     /// second, for as long as anyone listens.
     Trickle(usize),
+    /// Nothing for `wait`, then the headers, then the body at `rate` bytes a second (a
+    /// fifth of that every 200 ms): slow, but never stalled for longer than `wait`.
+    Late { wait: Duration, rate: usize },
 }
 
 /// The byte range `start..end` of a file of `size` bytes that `request` asks for
@@ -489,6 +502,18 @@ pub fn answer_range(out: &mut dyn ReadWrite, bytes: &[u8], range: (u64, u64), pa
                 .and_then(|()| out.flush());
         }
         Pace::SlowHeaders => slowly(out, head.as_bytes()),
+        Pace::Late { wait, rate } => {
+            std::thread::sleep(wait);
+            if out.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for piece in body.chunks((rate / 5).max(1)) {
+                if out.write_all(piece).and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Pace::Trickle(n) => {
             let n = n.min(body.len());
             if out

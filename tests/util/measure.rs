@@ -2,14 +2,15 @@
 //! resident set (`VmHWM`, read from `/proc` every 2 ms, of the ipswcheck image only: not
 //! `wait4`'s `ru_maxrss`, which also counts the test process the child was forked from,
 //! hundreds of MB in the full suite) and the anonymous part (`RssAnon`, sampled).
-//! Used by `memory_bounds` (crafted files) and `remote_bounds` (network answers).
+//! Used by `memory_bounds` (crafted files) and `remote_bounds` (network answers); and
+//! [`spawn_reading`], a check caught while it reads (`identity`, `adversarial`).
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::robust::Outcome;
+use super::robust::{offline_args, run_polled, Limits, Outcome};
+use super::Bin;
 
 pub struct Measured {
     pub code: Option<i32>,
@@ -45,75 +46,79 @@ pub fn run_measured(args: &[&str], file_len: u64, allowance: u64) -> Measured {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(file_len + allowance);
-    let mut bin = crate::util::ipswcheck();
-    bin.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: setrlimit is async-signal-safe and touches only the child.
-    unsafe {
-        bin.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit as libc::rlim_t,
-                rlim_max: limit as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let started = Instant::now();
-    let mut child = bin.spawn().expect("spawn ipswcheck");
-    let pipe = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = pipe(Box::new(child.stdout.take().unwrap()));
-    let err = pipe(Box::new(child.stderr.take().unwrap()));
-    let pid = child.id();
     let mut peak_anon = 0u64;
     let mut peak = 0u64;
     let mut peak_vm = 0u64;
-    let proc_status = format!("/proc/{pid}/status");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        let text = std::fs::read_to_string(&proc_status).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-                * 1024
-        };
-        // Before `exec` the child is a copy of this test process: count only the
-        // ipswcheck image (its name is in the same file).
-        if text.lines().any(|l| l == "Name:\tipswcheck") {
-            peak_anon = peak_anon.max(field("RssAnon:"));
-            peak = peak.max(field("VmHWM:"));
-            peak_vm = peak_vm.max(field("VmPeak:"));
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ipswcheck {args:?} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let code = status.code();
+    let outcome = run_polled(
+        args,
+        &Limits {
+            wall: Some(Duration::from_secs(120)),
+            address_space: Some(limit),
+            ..Limits::default()
+        },
+        Duration::from_millis(2),
+        &mut |pid| {
+            let text = proc_status(pid);
+            // Before `exec` the child is a copy of this test process: count only the
+            // ipswcheck image (its name is in the same file).
+            if text.lines().any(|l| l == "Name:\tipswcheck") {
+                peak_anon = peak_anon.max(status_field(&text, "RssAnon"));
+                peak = peak.max(status_field(&text, "VmHWM"));
+                peak_vm = peak_vm.max(status_field(&text, "VmPeak"));
+            }
+        },
+    );
     Measured {
-        code,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
+        code: outcome.code,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
         peak,
         peak_anon,
         peak_vm,
-        elapsed: started.elapsed(),
+        elapsed: outcome.elapsed,
         file_len,
     }
+}
+
+/// `/proc/<pid>/status` (empty once the process is gone).
+pub fn proc_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+}
+
+/// The field `name` (`VmHWM`, `RssFile`…) of a `/proc/<pid>/status` text, in bytes (the
+/// kernel writes kB); 0 when absent.
+pub fn status_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Spawn an offline check of `path` ([`offline_args`]) and return once it is reading:
+/// once 32 MiB of the file are resident in it (`RssFile`), so that a test can change
+/// the file under a check in progress. Fails when that takes over 60 s, or when the
+/// check ends first (`what` is what the test was about to do to the file). Keep the
+/// [`Bin`] (the run's temporary home) alive until the child has ended.
+pub fn spawn_reading(path: &Path, what: &str) -> (Bin, Child) {
+    let mut bin = crate::util::ipswcheck();
+    let mut child = bin
+        .args(offline_args(path, &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while status_field(&proc_status(child.id()), "RssFile") <= 32 << 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the check never started reading"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the check finished before the file could be {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (bin, child)
 }

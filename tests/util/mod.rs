@@ -97,7 +97,8 @@ pub fn zip_entries(dst: &Path, entries: &[(&str, Vec<u8>)]) {
     zip.finish().unwrap();
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// Every file under `dir`, as a path relative to `root` with `/` separators, into `out`.
+pub fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {

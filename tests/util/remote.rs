@@ -4,6 +4,10 @@
 //! support), change its ETag (a new version of the file), or cut a body off midway (a
 //! broken connection). Every request is logged with what was sent back. The answers are
 //! written byte by byte here so that each of those behaviours is exact.
+//!
+//! Also what the tests of remote checks share: Apple's stand-in, the network flags of a
+//! run against loopback servers, running the binary for its JSON report, and sparse
+//! zips whose end records claim what a test wants (giant or lost directories).
 
 #![allow(dead_code)]
 
@@ -12,10 +16,13 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::http::{Recorded, Server};
+use super::http::{Recorded, Reply, Server};
+use super::robust::{run_limited, Limits, Outcome, NO_HOSTS};
+use super::signing::{ipswme_body, signed_body};
 
 pub const LAST_MODIFIED: &str = "Tue, 01 Jul 2025 10:00:00 GMT";
 
@@ -242,4 +249,126 @@ fn handle(request: &Recorded, out: &mut TcpStream, state: &State) -> std::io::Re
     };
     state.log.lock().unwrap().push(log);
     result
+}
+
+// ---------------------------------------------------------------- runs against loopback
+
+/// Apple's TSS and ipsw.me in one stand-in that answers at once: signed, and ipsw.me
+/// lists the sample's build (19H370) for the iPhone9,3 as signed. Serves until the test
+/// process ends.
+pub fn apple_signed() -> SocketAddr {
+    Server::apple_and_ipswme(
+        Reply::ok(signed_body()),
+        Reply::ok(ipswme_body("iPhone9,3", "19H370", true, "")),
+    )
+    .detach()
+}
+
+/// A cache directory under `dir` that no earlier run used (each run asks Apple afresh).
+pub fn fresh_cache(dir: &Path) -> PathBuf {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    dir.join(format!("cache-{}", RUNS.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// The flags of a run against loopback servers: Apple's TSS at `tss`, ipsw.me at `api`,
+/// `--timeout` of `timeout` seconds, a hosts file that cannot redirect, and `cache` as
+/// the signing cache (never the user's).
+pub fn network_flags(tss: &str, api: &str, timeout: &str, cache: &Path) -> Vec<String> {
+    [
+        "--tss-url",
+        tss,
+        "--api-url",
+        api,
+        "--timeout",
+        timeout,
+        "--hosts-file",
+        NO_HOSTS,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `fetch URL -o DEST --device iPhone9,3`.
+pub fn fetch_args<'a>(url: &'a str, dest: &'a Path) -> [&'a str; 6] {
+    [
+        "fetch",
+        url,
+        "-o",
+        dest.to_str().unwrap(),
+        "--device",
+        "iPhone9,3",
+    ]
+}
+
+/// Run the binary with `args` (which ask for JSON), killed (and failing) after `wall`;
+/// it must not panic, and its output must be a JSON report.
+pub fn run_json(args: &[&str], wall: Duration) -> (Outcome, serde_json::Value) {
+    let o = run_limited(
+        args,
+        &Limits {
+            wall: Some(wall),
+            ..Limits::default()
+        },
+    );
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    let v = serde_json::from_str(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr));
+    (o, v)
+}
+
+/// The first problem's message of a JSON report (fails when it has none).
+pub fn first_problem(v: &serde_json::Value) -> String {
+    v["problems"][0]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no problem in {v:#}"))
+        .to_owned()
+}
+
+// ---------------------------------------------------------------- sparse zips
+
+/// A zip64 end record (56 bytes) declaring a central directory of `cd_size` bytes at
+/// `cd_offset`, holding `entries` entries.
+pub fn zip64_record(entries: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
+    let mut r = b"PK\x06\x06".to_vec();
+    r.extend_from_slice(&44u64.to_le_bytes());
+    r.extend_from_slice(&45u16.to_le_bytes());
+    r.extend_from_slice(&45u16.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&0u32.to_le_bytes());
+    r.extend_from_slice(&entries.to_le_bytes());
+    r.extend_from_slice(&entries.to_le_bytes());
+    r.extend_from_slice(&cd_size.to_le_bytes());
+    r.extend_from_slice(&cd_offset.to_le_bytes());
+    r
+}
+
+/// The zip64 locator pointing at `record`, then an end record that defers to zip64.
+pub fn zip64_trailer(record: u64) -> Vec<u8> {
+    let mut t = b"PK\x06\x07".to_vec();
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&record.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"PK\x05\x06");
+    t.extend_from_slice(&[0; 4]);
+    t.extend_from_slice(&[0xFF; 4]);
+    t.extend_from_slice(&[0xFF; 8]);
+    t.extend_from_slice(&[0; 2]);
+    t
+}
+
+/// A sparse file of `size` bytes: `head` at its start, the zip64 trailer pointing at
+/// `record_at` at its end, holes between.
+pub fn sparse_zip(path: &Path, size: u64, head: &[(u64, Vec<u8>)], record_at: u64) -> PathBuf {
+    let mut f = File::create(path).unwrap();
+    for (at, bytes) in head {
+        f.seek(SeekFrom::Start(*at)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+    let trailer = zip64_trailer(record_at);
+    f.seek(SeekFrom::Start(size - trailer.len() as u64))
+        .unwrap();
+    f.write_all(&trailer).unwrap();
+    path.to_path_buf()
 }

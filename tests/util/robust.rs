@@ -84,13 +84,14 @@ pub struct RawZip {
     pub zip64: bool,
 }
 
-fn p16(v: &mut Vec<u8>, x: u16) {
+/// Append `x` little-endian (zip's byte order).
+pub fn p16(v: &mut Vec<u8>, x: u16) {
     v.extend_from_slice(&x.to_le_bytes());
 }
-fn p32(v: &mut Vec<u8>, x: u32) {
+pub fn p32(v: &mut Vec<u8>, x: u32) {
     v.extend_from_slice(&x.to_le_bytes());
 }
-fn p64(v: &mut Vec<u8>, x: u64) {
+pub fn p64(v: &mut Vec<u8>, x: u64) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
@@ -300,7 +301,7 @@ pub fn sample(dir: &Path) -> (PathBuf, FixtureLayout, Vec<RawItem>) {
     (path, layout, items)
 }
 
-/// Write `items` (plus `extra` after them) as a fresh zip.
+/// Write `items` as a fresh zip.
 pub fn rezip(items: &[RawItem], zip64: bool) -> Vec<u8> {
     let mut z = if zip64 {
         RawZip::zip64()
@@ -311,6 +312,22 @@ pub fn rezip(items: &[RawItem], zip64: bool) -> Vec<u8> {
         z.push(item);
     }
     z.finish()
+}
+
+/// The sample's entries with `extra` appended, as a fresh zip.
+pub fn sample_plus(items: &[RawItem], extra: &[RawItem]) -> Vec<u8> {
+    let mut z = RawZip::new();
+    for item in items.iter().chain(extra) {
+        z.push(item);
+    }
+    z.finish()
+}
+
+/// Write `bytes` to `dir/name`; the path.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
 }
 
 /// A raw deflate stream that inflates to `total` zero bytes (a multiple of 1 MiB) in
@@ -444,6 +461,17 @@ pub struct Limits {
 /// settings) with `args` under `limits`. Standard output and error are read on threads
 /// so a chatty child cannot block on a full pipe.
 pub fn run_limited(args: &[&str], limits: &Limits) -> Outcome {
+    run_polled(args, limits, Duration::from_millis(5), &mut |_| {})
+}
+
+/// [`run_limited`], calling `poll` with the child's pid every `every` while it runs (to
+/// sample its memory: [`super::measure`]).
+pub fn run_polled(
+    args: &[&str],
+    limits: &Limits,
+    every: Duration,
+    poll: &mut dyn FnMut(u32),
+) -> Outcome {
     use std::os::unix::process::CommandExt;
     let mut cmd = super::ipswcheck();
     cmd.args(args)
@@ -454,56 +482,64 @@ pub fn run_limited(args: &[&str], limits: &Limits) -> Outcome {
         cmd.env(k, v);
     }
     if let Some(bytes) = limits.address_space {
-        // SAFETY: setrlimit is async-signal-safe and touches only the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                let lim = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: bytes as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        limit_address_space(&mut cmd, bytes);
     }
     if let Some(uid) = limits.uid {
         cmd.uid(uid).gid(uid);
     }
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn ipswcheck");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
     let wall = limits.wall.unwrap_or(Duration::from_secs(120));
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
+        poll(child.id());
         if start.elapsed() > wall {
             let _ = child.kill();
             let _ = child.wait();
             panic!("ipswcheck {args:?} did not finish within {wall:?}");
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(every);
     };
     let elapsed = start.elapsed();
     Outcome {
         code: status.code(),
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
         elapsed,
     }
+}
+
+/// Give the process `cmd` starts an address-space limit (`RLIMIT_AS`, what `prlimit
+/// --as` sets) of `bytes`, applied between `fork` and `exec`.
+pub fn limit_address_space(cmd: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Read `pipe` to its end on a thread (a child's output, so that it never blocks on a
+/// full pipe); the text, lossily decoded.
+pub fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// A hosts file that cannot redirect anything (it does not exist).
@@ -539,13 +575,11 @@ pub fn lib_check(path: &Path) -> Report {
 /// the tighter limit and why address space, not resident memory, is what is limited.
 pub const ADVERSARIAL_ALLOWANCE: u64 = 1 << 30;
 
-/// `ipswcheck FILE --device iPhone9,3 --offline` with a hosts file that cannot redirect,
-/// killed after 60 s, with an address-space limit of the file's size plus
-/// [`ADVERSARIAL_ALLOWANCE`].
-pub fn check_offline(path: &Path, extra: &[&str]) -> Outcome {
-    let p = path.to_str().unwrap();
+/// The arguments of an offline check of `path` for the iPhone9,3, with a hosts file that
+/// cannot redirect, then `extra`.
+pub fn offline_args<'a>(path: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
-        p,
+        path.to_str().unwrap(),
         "--device",
         "iPhone9,3",
         "--offline",
@@ -553,8 +587,14 @@ pub fn check_offline(path: &Path, extra: &[&str]) -> Outcome {
         NO_HOSTS,
     ];
     args.extend_from_slice(extra);
+    args
+}
+
+/// `ipswcheck FILE --device iPhone9,3 --offline` ([`offline_args`]), killed after 60 s,
+/// with an address-space limit of the file's size plus [`ADVERSARIAL_ALLOWANCE`].
+pub fn check_offline(path: &Path, extra: &[&str]) -> Outcome {
     run_limited(
-        &args,
+        &offline_args(path, extra),
         &Limits {
             wall: Some(Duration::from_secs(60)),
             address_space: Some(
