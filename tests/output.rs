@@ -354,19 +354,12 @@ fn fetch_json(
     extra: &[&str],
     apple: &Apple,
 ) -> (i32, serde_json::Value, String) {
-    let mut args: Vec<String> = [
-        "fetch",
-        url,
-        "-o",
-        dest.to_str().unwrap(),
-        "--device",
-        "iPhone9,3",
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut args: Vec<String> = crate::util::remote::fetch_args(url, dest)
+        .iter()
+        .chain(&["--json"])
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
     args.extend(apple.args());
     let (code, out, err) = run_in(None, &args, &[]);
     let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
