@@ -85,9 +85,12 @@ impl BuildManifest {
                 expected: "dictionary",
             });
         };
-        Fields::new(&root, BUILD_MANIFEST, "").required_array("BuildIdentities")?;
-        let Some(Value::Array(identities_raw)) = root.remove("BuildIdentities") else {
-            unreachable!("checked to be an array just above");
+        let identities_raw = match root.remove("BuildIdentities") {
+            Some(Value::Array(a)) => a,
+            None => return Err(Fields::new(&root, BUILD_MANIFEST, "").missing("BuildIdentities")),
+            Some(_) => {
+                return Err(Fields::new(&root, BUILD_MANIFEST, "").wrong("BuildIdentities", "array"))
+            }
         };
         let f = Fields::new(&root, BUILD_MANIFEST, "");
         let mut identities = Vec::with_capacity(identities_raw.len());
@@ -557,14 +560,6 @@ impl<'a> Fields<'a> {
 
     fn required_string(&self, key: &str) -> Result<String, ManifestError> {
         self.optional_string(key)?.ok_or_else(|| self.missing(key))
-    }
-
-    fn required_array(&self, key: &str) -> Result<&'a Vec<Value>, ManifestError> {
-        match self.dict.get(key) {
-            None => Err(self.missing(key)),
-            Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(self.wrong(key, "array")),
-        }
     }
 
     /// An array of strings; absent means empty.
