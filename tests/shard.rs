@@ -179,27 +179,16 @@ fn an_online_scan_reuses_the_offline_integrity_result() {
             util::http::Reply::status(404)
         }
     });
-    let args: Vec<String> = [
-        "scan",
-        "lib",
-        "--format",
-        "ndjson",
-        "--device",
-        "iPhone9,3",
-        "--tss-url",
-        &server.tss_url(),
-        "--api-url",
-        &server.api_url(),
-        "--cache-dir",
-        &cache.path().display().to_string(),
-        "--hosts-file",
-        "/nonexistent/ipswcheck-test/hosts",
-        "--timeout",
-        "5",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args: Vec<String> = ["scan", "lib", "--format", "ndjson", "--device", "iPhone9,3"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(util::remote::network_flags(
+            &server.tss_url(),
+            &server.api_url(),
+            "5",
+            cache.path(),
+        ))
+        .collect();
     let (_, second, stderr) = util::run_in(Some(dir.path()), &args, &[]);
     let (rows, summary) = parse(&second);
     assert_eq!(summary["files_hashed"], 0, "{stderr}");

@@ -694,7 +694,7 @@ impl Streamed {
             .zip(&self.results)
             .filter(|(_, done)| done.is_some())
             .fold((0, 0), |(n, bytes), (e, _)| {
-                (n + 1, bytes + e.compressed_size)
+                (n + 1, bytes.saturating_add(e.compressed_size))
             })
     }
 
