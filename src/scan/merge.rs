@@ -144,7 +144,13 @@ fn merged_summary(rows: &[Value], inputs: &[Map<String, Value>]) -> Map<String, 
         inputs.iter().filter_map(move |s| s.get(key))
     }
     let all = |key: &'static str| all(inputs, key);
-    let sum = |key: &'static str| all(key).filter_map(Value::as_u64).sum::<u64>();
+    // Saturating: the inputs are files anyone can write, and a count near 2^64 must not
+    // wrap into a small, believable one.
+    let sum = |key: &'static str| {
+        all(key)
+            .filter_map(Value::as_u64)
+            .fold(0u64, u64::saturating_add)
+    };
     let mut s = Map::new();
 
     let mut paths: Vec<Value> = Vec::new();
@@ -158,7 +164,8 @@ fn merged_summary(rows: &[Value], inputs: &[Map<String, Value>]) -> Map<String, 
     s.insert("ipsw_files".into(), rows.len().into());
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     for (k, v) in all("skipped").filter_map(Value::as_object).flatten() {
-        *skipped.entry(k.clone()).or_default() += v.as_u64().unwrap_or(0);
+        let n = skipped.entry(k.clone()).or_default();
+        *n = n.saturating_add(v.as_u64().unwrap_or(0));
     }
     s.insert("skipped".into(), serde_json::json!(skipped));
     s.insert("aliases".into(), sum("aliases").into());
@@ -386,5 +393,36 @@ mod tests {
             lines[3].pointer("/summary/duplicates/0/paths"),
             Some(&serde_json::json!(["a.ipsw", "b.ipsw"]))
         );
+    }
+
+    /// Shard outputs are files anyone can write: counts near 2^64 saturate instead of
+    /// wrapping into small believable numbers (or panicking where overflow is checked).
+    #[test]
+    fn counts_near_2_64_saturate() {
+        let shard = |path: &str, n: u64| {
+            format!(
+                "{{\"path\":\"{path}\",\"scan\":{{\"status\":\"ok\"}}}}\n\
+                 {{\"summary\":{{\"exit_code\":0,\"files_examined\":{n},\"bytes_hashed\":{n},\
+                 \"skipped\":{{\"not_ipsw\":{n}}}}}}}\n"
+            )
+        };
+        let big = u64::MAX - 1;
+        let out = merge(&[
+            ("s0".into(), shard("a.ipsw", big)),
+            ("s1".into(), shard("b.ipsw", 5)),
+        ])
+        .unwrap();
+        let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        for pointer in [
+            "/summary/files_examined",
+            "/summary/bytes_hashed",
+            "/summary/skipped/not_ipsw",
+        ] {
+            assert_eq!(
+                summary.pointer(pointer),
+                Some(&Value::from(u64::MAX)),
+                "{pointer}"
+            );
+        }
     }
 }

@@ -46,10 +46,12 @@ impl PlanProgress {
     /// `global` gets what this moves the shown figure by.
     pub(super) fn add(&self, global: &AtomicU64, n: u64, whole: bool) {
         let reached = if whole {
-            let w = self.whole.fetch_add(n, Ordering::Relaxed) + n;
+            let w = self.whole.fetch_add(n, Ordering::Relaxed).saturating_add(n);
             scale(w, self.total, self.file_len)
         } else {
-            self.entries.fetch_add(n, Ordering::Relaxed) + n
+            self.entries
+                .fetch_add(n, Ordering::Relaxed)
+                .saturating_add(n)
         };
         self.show(global, reached);
     }

@@ -256,10 +256,12 @@ impl<'a> VerifyPlan<'a> {
         if let (true, Some(t)) = (options.shortcut, &options.trusted) {
             shortcut.expect(t.clone());
         }
-        let entry_bytes: u64 = work
-            .keys()
-            .map(|&i| archive.entries()[i].compressed_size)
-            .sum();
+        // Each entry counts at most the file's length: a directory can claim a zip64
+        // size near 2^64 for an entry whose data is not there (it fails at once), and
+        // the sum of such claims must neither overflow nor dwarf the real work.
+        let entry_bytes = work.keys().fold(0u64, |t, &i| {
+            t.saturating_add(archive.entries()[i].compressed_size.min(archive.len()))
+        });
         let total = match (work.is_empty(), job_entries.is_empty()) {
             (false, _) => entry_bytes,
             (true, false) => archive.len(),
@@ -311,7 +313,9 @@ impl<'a> VerifyPlan<'a> {
 
     fn job_cost(&self, job: Option<usize>) -> u64 {
         match job {
-            Some(i) => self.archive.entries()[i].compressed_size,
+            Some(i) => self.archive.entries()[i]
+                .compressed_size
+                .min(self.archive.len()),
             None => self.archive.len(),
         }
     }
@@ -447,15 +451,17 @@ impl<'a> VerifyPlan<'a> {
                     let _ = slot.set(outcome);
                     self.done.add(progress, entry.compressed_size, false);
                     injected.entries += 1;
-                    injected.bytes += entry.compressed_size;
+                    injected.bytes = injected.bytes.saturating_add(entry.compressed_size);
                     if reread {
                         injected.reread += 1;
-                        injected.bytes_reread += entry.compressed_size;
+                        injected.bytes_reread =
+                            injected.bytes_reread.saturating_add(entry.compressed_size);
                     }
                 }
                 None => {
                     injected.entries_after += 1;
-                    injected.bytes_after += entry.compressed_size;
+                    injected.bytes_after =
+                        injected.bytes_after.saturating_add(entry.compressed_size);
                 }
             }
         }
@@ -1802,5 +1808,59 @@ mod tests {
             d.finish()[&req].primary,
             DigestAlgorithm::Sha256.digest(b"abcde")
         );
+    }
+
+    /// A directory may claim a zip64 compressed size near 2^64 for entries whose data is
+    /// not there (found by fuzzing: two such claims overflowed the progress total). Each
+    /// entry counts at most the file's length, the run's progress never passes the total,
+    /// and the entries are reported as damage while the rest still verifies.
+    #[test]
+    fn compressed_sizes_near_2_64_neither_overflow_nor_swell_the_total() {
+        use crate::manifest::{BuildManifest, RestoreBehavior};
+        use ipswcheck_fixture::ipsw::IpswSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z64.ipsw");
+        let spec = IpswSpec {
+            force_zip64: true,
+            ..IpswSpec::sample()
+        };
+        let layout = spec.build(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let claimed = [1u64 << 63, (1 << 63) | (1 << 62)];
+        let victims: Vec<_> = layout
+            .zip
+            .entries
+            .iter()
+            .filter(|e| e.name.starts_with("kernelcache.") || e.name.contains("iBSS"))
+            .take(2)
+            .collect();
+        assert_eq!(victims.len(), 2);
+        for (e, value) in victims.iter().zip(claimed) {
+            // The central record's zip64 extra: uncompressed size, compressed size, offset.
+            let at = e.central_header_offset as usize + 46 + e.name.len() + 4 + 8;
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        let archive = Archive::from_bytes("z64.ipsw", &bytes).unwrap();
+        let manifest = archive.entry("BuildManifest.plist").unwrap();
+        let manifest =
+            BuildManifest::from_bytes(&archive.read_small(manifest, 1 << 20).unwrap()).unwrap();
+        let identities = crate::identify::customer_identities(&manifest, RestoreBehavior::Erase);
+        let options = VerifyOptions {
+            hash: true,
+            ..VerifyOptions::default()
+        };
+        let plan = VerifyPlan::new(&archive, &identities, options);
+        let jobs = plan.job_count() as u64;
+        assert!(jobs > 2);
+        let total = plan.total_work();
+        assert!(total <= jobs * archive.len(), "{total} for {jobs} jobs");
+        let (progress, cancel) = (AtomicU64::new(0), AtomicBool::new(false));
+        run_plans(&[&plan], &progress, &cancel);
+        assert!(progress.load(Ordering::Relaxed) <= total);
+        let v = plan.finish();
+        let damaged: BTreeSet<&str> = v.damaged_entries.iter().map(|d| d.entry.as_str()).collect();
+        let names: BTreeSet<&str> = victims.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(damaged, names, "{:?}", v.damaged_entries);
+        assert!(v.entries_checked > 2);
     }
 }

@@ -158,6 +158,19 @@ pub fn mini_ipsw(options: ZipOptions, binary_manifest: bool) -> Vec<u8> {
     zip_in_memory(options, &entries).unwrap().0
 }
 
+/// [`mini_ipsw`] with BuildManifest.plist last, where Apple puts it: a download verified
+/// as it arrives meets every component before it knows their digests.
+pub fn mini_ipsw_manifest_last() -> Vec<u8> {
+    let (files, manifest) = mini_ipsw_parts();
+    let manifest = xml(&manifest);
+    let mut entries: Vec<(&str, Method, &[u8])> = files
+        .iter()
+        .map(|(name, method, bytes)| (*name, *method, &bytes[..]))
+        .collect();
+    entries.push(("BuildManifest.plist", Method::Stored, &manifest[..]));
+    zip_in_memory(ZipOptions::default(), &entries).unwrap().0
+}
+
 /// A seed of the `remote_directory` target (decoded by `remote::fuzz_file`): `gap` zeros
 /// to insert at `at`, then `bytes`.
 pub fn remote_input(gap: u32, at: u32, bytes: &[u8]) -> Vec<u8> {
@@ -258,6 +271,22 @@ pub fn all() -> Vec<Seed> {
         ),
         seed(
             "zip_directory",
+            "seed-mini-ipsw-data-descriptors",
+            mini_ipsw(dd, true),
+        ),
+        seed(
+            "streamed",
+            "seed-mini-ipsw",
+            mini_ipsw(ZipOptions::default(), false),
+        ),
+        seed("streamed", "seed-mini-ipsw-zip64", mini_ipsw(z64, true)),
+        seed(
+            "streamed",
+            "seed-mini-ipsw-manifest-last",
+            mini_ipsw_manifest_last(),
+        ),
+        seed(
+            "streamed",
             "seed-mini-ipsw-data-descriptors",
             mini_ipsw(dd, true),
         ),
