@@ -572,6 +572,127 @@ fn fetch_of_a_corrupted_source_leaves_no_file_at_the_target_name() {
     assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 1);
 }
 
+/// Damage or a mismatch found while a ranged download is under way stops it, as on a
+/// server without ranges: the rest is not worth downloading, nothing is kept, and the
+/// report holds what was found — with the signing verdict the preflight already had.
+#[test]
+fn a_failure_found_during_a_ranged_fetch_stops_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let path = src.join("early.ipsw");
+    // A small stored OS image, then the (deflated) restore ramdisk as the third entry;
+    // 20 MB of kernelcache come after them.
+    let layout = IpswSpec {
+        os_size: 1 << 20,
+        os_method: Method::Stored,
+        kernelcache_size: 20 << 20,
+        ..IpswSpec::benchmark(0.01)
+    }
+    .build(&path)
+    .unwrap();
+    let entry_of = |component: &str| {
+        let path = layout
+            .components
+            .iter()
+            .find(|c| c.name == component)
+            .and_then(|c| c.path.clone())
+            .unwrap();
+        layout.entry(&path).unwrap()
+    };
+    let (os, ramdisk) = (entry_of("OS"), entry_of("RestoreRamDisk"));
+    assert_eq!(layout.zip.entries[2].name, ramdisk.name);
+    assert_eq!(os.method, 0);
+    let original = std::fs::read(&path).unwrap();
+    let size = original.len() as u64;
+    // A flipped bit in the ramdisk (its CRC-32 tells: exit 10), and a changed byte of the
+    // stored OS image written back with its CRC-32 (an intact zip, a component that is
+    // not Apple's: exit 11).
+    let flipped = {
+        let mut bytes = original.clone();
+        let range = ramdisk.data_range();
+        bytes[(range.start + range.end) as usize / 2] ^= 0x40;
+        bytes
+    };
+    let changed = {
+        let mut bytes = original.clone();
+        let range = os.data_range();
+        bytes[range.start as usize + 1000] ^= 0x01;
+        let crc = crc32fast::hash(&bytes[range.start as usize..range.end as usize]);
+        util::set_crc(&mut bytes, os, crc);
+        bytes
+    };
+    let apple = Apple::signed();
+    for (what, bytes, victim, want) in [
+        ("a bad CRC-32", flipped, ramdisk, 10),
+        ("a component mismatch", changed, os, 11),
+    ] {
+        std::fs::write(&path, &bytes).unwrap();
+        let d = Download::of(&dir.path().join(want.to_string()), path.clone());
+        // After the damaged entry the server slows down to ~1.3 MB/s: the whole file
+        // would take 15 s more.
+        d.files
+            .slow_after(ramdisk.data_range().end.max(victim.data_range().end) + (256 << 10));
+        let started = Instant::now();
+        let (code, v, err) = run_json(&fetch_args(&d.url, &d.dest), &apple);
+        let took = started.elapsed();
+        assert_eq!(code, want, "{what}: {v:#}{err}");
+        assert_eq!(v["verdict"], "not_ready", "{what}: {v:#}");
+        assert_eq!(v["checks"]["signing"]["status"], "signed", "{what}: {v:#}");
+        // What was found, and nothing that the stop itself caused: our own writes are not
+        // a change during the check, jobs the stop cut short are not an interruption.
+        let kinds: Vec<&str> = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["kind"].as_str().unwrap())
+            .collect();
+        let first = if want == 10 {
+            "archive_damage"
+        } else {
+            "component_mismatch"
+        };
+        assert_eq!(kinds[0], first, "{what}: {v:#}");
+        assert!(
+            kinds
+                .iter()
+                .all(|k| *k == "archive_damage" || *k == "component_mismatch"),
+            "{what}: {kinds:?}"
+        );
+        if want == 10 {
+            let damage = &v["checks"]["archive"]["damage"][0];
+            assert_eq!(damage["entry"], victim.name.as_str(), "{v:#}");
+            assert_eq!(damage["crc"], true, "{v:#}");
+        }
+        // The victim's component is a mismatch; components whose files had not arrived
+        // are left out, never reported failed.
+        let items = v["checks"]["components"]["items"].as_array().unwrap();
+        assert!(
+            items
+                .iter()
+                .any(|c| c["status"] == "mismatch" && c["path"] == victim.name.as_str()),
+            "{what}: {v:#}"
+        );
+        for c in items {
+            assert!(
+                c["status"] != "mismatch" || c["path"] == victim.name.as_str(),
+                "{what}: {c:#}"
+            );
+        }
+        assert!(
+            err.contains("nothing saved: the download was stopped at"),
+            "{what}: {err}"
+        );
+        let sent = d.files.body_bytes_sent();
+        assert!(
+            sent < size / 2,
+            "{what}: the server sent {sent} of {size} bytes"
+        );
+        assert_eq!(std::fs::read_dir(&d.out).unwrap().count(), 0, "{what}");
+        eprintln!("{what}: stopped after {sent} of {size} bytes in {took:?}");
+    }
+}
+
 #[test]
 fn fetch_stops_before_downloading_a_file_for_another_device_or_not_signed() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,8 +22,8 @@ use ipswcheck::check::Progress;
 use ipswcheck_fixture::{FixtureLayout, IdentityKind, IpswSpec, Method};
 
 use crate::util::http::Server;
-use crate::util::run_in;
 use crate::util::signing::{signed_body, FakeServer, Reply};
+use crate::util::{run_in, set_crc};
 
 /// How the server sends the body of a request without `Range`.
 #[derive(Debug, Clone, Copy)]
@@ -332,14 +332,6 @@ fn entry_of<'l>(layout: &'l FixtureLayout, component: &str) -> &'l ipswcheck_fix
         .unwrap()
         .index;
     layout.component_entry(identity, component).unwrap()
-}
-
-/// Give the entry `e` the CRC-32 `crc`, in its local header and its directory record.
-fn set_crc(bytes: &mut [u8], e: &ipswcheck_fixture::EntryLayout, crc: u32) {
-    let local = e.local_header_offset as usize + 14;
-    let central = e.central_header_offset as usize + 16;
-    bytes[local..local + 4].copy_from_slice(&crc.to_le_bytes());
-    bytes[central..central + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Fetch `bytes` from a no-range server sending them at `pace` into `out`, for

@@ -21,6 +21,9 @@
 //!    resumed with a range request and `If-Range` (up to
 //!    [`FetchOptions::retries`] times in a row without progress); across runs, a
 //!    `FILE.part` whose sidecar matches the server's ETag/Last-Modified is resumed.
+//!    An entry found damaged, or a component that does not match its digest, stops the
+//!    download there (unless `keep`): the file can never be ready, and the report of what
+//!    was found ([`verify::VerifyPlan::verification_so_far`]) is the answer.
 //! 4. **The normal full report.** Only when it is ready (exit 0) does `FILE.part` become
 //!    `FILE` (a hard link then unlink, so an existing `FILE` is never replaced). On a
 //!    failed check nothing is kept, or with `keep` the file is kept as `FILE.failed`.
@@ -101,8 +104,9 @@ pub struct FetchOutcome {
     pub resumed_from: Option<u64>,
     /// Whether the body was downloaded at all (false: the preflight stopped it).
     pub downloaded: bool,
-    /// Why a download from a server without ranges was stopped before its end (damage
-    /// found, or a manifest for another device), and how far it got; nothing is kept.
+    /// Why a download was stopped before its end (damage or a mismatch found, or — from a
+    /// server without ranges — a manifest for another device), and how far it got;
+    /// nothing is kept.
     pub stopped: Option<String>,
 }
 
@@ -431,12 +435,18 @@ pub fn fetch(
     let start = resume_from.unwrap_or(0);
     let written = AtomicU64::new(start);
     let stop = AtomicBool::new(false);
+    // Damage or a mismatch stops the download, as on a server without ranges — unless
+    // the file is to be kept whatever it holds.
+    let failed = AtomicBool::new(false);
+    let stop_on_failure = (!options.keep).then_some(&failed);
     let verified = AtomicU64::new(0);
     progress.total.store(size, Ordering::Relaxed);
     progress.done.store(start, Ordering::Relaxed);
     let result = std::thread::scope(|s| {
-        let verifier =
-            s.spawn(|| verify::run_plan_as_written(prepared.plan(), &written, &verified, &stop));
+        let verifier = s.spawn(|| {
+            let plan = prepared.plan();
+            verify::run_plan_as_written(plan, &written, &verified, &stop, stop_on_failure)
+        });
         let mut transfer = Transfer {
             remote: &remote,
             file: &file,
@@ -446,6 +456,7 @@ pub fn fetch(
             sidecar: &mut sidecar,
             sidecar_path: &sidecar_path,
             retries: options.retries,
+            failed: &failed,
         };
         let result = transfer.run(start, body_end);
         if result.is_ok() {
@@ -467,6 +478,31 @@ pub fn fetch(
         downloaded: true,
         stopped: None,
     };
+    if let Err(TransferError::Failed) = result {
+        // What the verifier found in the bytes that arrived, with the signing verdict the
+        // preflight already has; components not verified yet are left out.
+        let done = sidecar.completed;
+        // Our own writes are not a change during the check (as below).
+        if let Some(t) = opened_mtime {
+            let _ = file.set_modified(t);
+        }
+        let so_far = prepared.plan().verification_so_far();
+        let mut report = prepared.finish_with(&so_far, signing);
+        if report.checks.components.status == CheckStatus::Ok {
+            report.checks.components.status = CheckStatus::Skipped;
+        }
+        fix_remote_report(&mut report, url, Some(&remote));
+        drop(local);
+        part::remove_if_same(&part_path, &file);
+        let _ = fs::remove_file(&sidecar_path);
+        outcome.stopped = Some(format!(
+            "the download was stopped at {} of {}: it is damaged",
+            human_bytes(done),
+            human_bytes(size)
+        ));
+        outcome.report = report;
+        return Ok(outcome);
+    }
     if let Err(failure) = result {
         drop(prepared);
         drop(local);
@@ -475,7 +511,8 @@ pub fn fetch(
         let keep_part = !matches!(failure, TransferError::Remote(RemoteError::Changed));
         let done = sidecar.completed;
         let (message, hint, interrupted) = match failure {
-            TransferError::Cancelled => (
+            // (`Failed` was answered above.)
+            TransferError::Cancelled | TransferError::Failed => (
                 format!("the download was interrupted at {} of {}", human_bytes(done), human_bytes(size)),
                 format!("run the same command again: it resumes from {}", part_path.display()),
                 true,
@@ -832,7 +869,8 @@ fn fetch_streamed(
         let no_resume = "the server does not support range requests, so the download cannot \
                          resume: run the same command again to download it from the start";
         let finding = match failure {
-            TransferError::Cancelled => Finding::Interrupted {
+            // (`Failed` is a ranged transfer's: this one stops by the follower's verdict.)
+            TransferError::Cancelled | TransferError::Failed => Finding::Interrupted {
                 message: format!(
                     "the download was interrupted at {} of {total}; {no_resume}",
                     human_bytes(pos)
@@ -1019,6 +1057,9 @@ enum TransferError {
     Remote(RemoteError),
     Write(String),
     Cancelled,
+    /// The verifier found the file fails the check (damage, a component mismatch): the
+    /// rest is not worth downloading (a ranged download without `--keep`).
+    Failed,
 }
 
 /// Write `bytes` to `FILE.part` at its position — unless some live [`Archive`] maps it
@@ -1045,6 +1086,8 @@ struct Transfer<'a> {
     sidecar: &'a mut Sidecar,
     sidecar_path: &'a Path,
     retries: u32,
+    /// Set by the verifier when the file fails the check ([`TransferError::Failed`]).
+    failed: &'a AtomicBool,
 }
 
 impl Transfer<'_> {
@@ -1073,6 +1116,9 @@ impl Transfer<'_> {
             if self.progress.cancel.load(Ordering::Relaxed) {
                 return Err(TransferError::Cancelled);
             }
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(TransferError::Failed);
+            }
         }
         Ok(())
     }
@@ -1091,6 +1137,9 @@ impl Transfer<'_> {
         while *pos < end {
             if self.progress.cancel.load(Ordering::Relaxed) {
                 return Err(TransferError::Cancelled);
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(TransferError::Failed);
             }
             let n = match body.read(buf) {
                 Ok(0) => {

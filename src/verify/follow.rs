@@ -11,7 +11,7 @@
 //! - verifies each entry with [`process_entry`], as a plan's job does — CRC-32 and size,
 //!   a deflated entry inflated as its bytes arrive, a stored one hashed chunk by chunk —
 //!   with the work the manifest asks of its name ([`Selected`]: the rule of
-//!   [`VerifyPlan::new`], for the identities the check selects);
+//!   [`VerifyPlan::new`](super::VerifyPlan::new), for the identities the check selects);
 //! - until BuildManifest.plist has arrived that work is unknown: small entries get their
 //!   CRC-32 checked, large ones also the digests of [`SPECULATE`] in the same pass
 //!   (Apple's IPSWs put their disk images, gigabytes, before the manifest). Once the
@@ -27,11 +27,12 @@
 //! deflated one with a descriptor that does not end within [`MAX_MEASURED`] bytes of
 //! output. Whatever the walk did not reach is verified once the download is complete.
 //!
-//! The directory is the judge ([`VerifyPlan::inject`]): a streamed outcome counts only for
-//! the entry the directory describes at that offset, with the same fields and work. Two
-//! decisions are taken from the stream alone, because waiting for the directory would
-//! mean downloading gigabytes for nothing ([`StopReason`]): damage in an entry as its
-//! local header describes it, and a manifest that is not for the device asked about.
+//! The directory is the judge ([`VerifyPlan::inject`](super::VerifyPlan::inject)): a
+//! streamed outcome counts only for the entry the directory describes at that offset,
+//! with the same fields and work. Two decisions are taken from the stream alone, because
+//! waiting for the directory would mean downloading gigabytes for nothing
+//! ([`StopReason`]): damage in an entry as its local header describes it, and a manifest
+//! that is not for the device asked about.
 //! Apple's local headers always agree with the directory; for a crafted file whose do
 //! not, the stopped download's report describes the stream, not the directory.
 
@@ -105,41 +106,47 @@ impl Selected {
         }
     }
 
-    /// Whether the check would fail this entry with this outcome: damage, or a
-    /// component of it judged a mismatch ([`judge_digest`], [`judge_baseband`]).
+    /// Whether the check would fail this entry with this outcome ([`fails`]).
     fn fails(&self, entry: &Entry, outcome: &JobOutcome) -> bool {
-        if is_damage(outcome) {
-            return true;
-        }
-        let Some(name) = exact_name(entry) else {
-            return false;
-        };
-        self.checks
-            .iter()
-            .filter(|c| c.path.as_deref() == Some(name))
-            .any(|check| {
-                let mut finding = ComponentFinding {
-                    name: check.name.clone(),
-                    board: None,
-                    path: check.path.clone(),
-                    algorithm: None,
-                    status: ComponentStatus::Skipped,
-                    expected: None,
-                    actual: None,
-                    reason: None,
-                };
-                let expected = check.expected.as_deref().unwrap_or_default();
-                let outcome = Some(&outcome);
-                match &check.rule {
-                    Rule::Digest(req) => judge_digest(&mut finding, expected, *req, outcome),
-                    Rule::BasebandMember { prefix, .. } => {
-                        judge_baseband(&mut finding, expected, prefix, outcome)
-                    }
-                    _ => return false,
-                }
-                finding.status == ComponentStatus::Mismatch
-            })
+        fails(&self.checks, entry, outcome)
     }
+}
+
+/// Whether a check of `checks` would fail `entry` with `outcome`: damage, or a component
+/// of it judged a mismatch ([`judge_digest`], [`judge_baseband`]). What stops a download
+/// early, streamed or ranged ([`super::run_plan_as_written`]).
+pub(super) fn fails(checks: &[PlannedCheck], entry: &Entry, outcome: &JobOutcome) -> bool {
+    if is_damage(outcome) {
+        return true;
+    }
+    let Some(name) = exact_name(entry) else {
+        return false;
+    };
+    checks
+        .iter()
+        .filter(|c| c.path.as_deref() == Some(name))
+        .any(|check| {
+            let mut finding = ComponentFinding {
+                name: check.name.clone(),
+                board: None,
+                path: check.path.clone(),
+                algorithm: None,
+                status: ComponentStatus::Skipped,
+                expected: None,
+                actual: None,
+                reason: None,
+            };
+            let expected = check.expected.as_deref().unwrap_or_default();
+            let outcome = Some(&outcome);
+            match &check.rule {
+                Rule::Digest(req) => judge_digest(&mut finding, expected, *req, outcome),
+                Rule::BasebandMember { prefix, .. } => {
+                    judge_baseband(&mut finding, expected, prefix, outcome)
+                }
+                _ => return false,
+            }
+            finding.status == ComponentStatus::Mismatch
+        })
 }
 
 /// The name a manifest `Path` can mean: the exact bytes, valid UTF-8, not a directory.
@@ -299,7 +306,7 @@ impl<'a> Follower<'a> {
         self.verified.load(Ordering::Relaxed)
     }
 
-    /// What was verified, for [`VerifyPlan::inject`].
+    /// What was verified, for [`VerifyPlan::inject`](super::VerifyPlan::inject).
     pub fn into_streamed(self) -> Streamed {
         let stop = self.stopped.get().copied();
         let state = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -653,8 +660,9 @@ struct Task {
     reread: bool,
 }
 
-/// What a [`Follower`] verified: for [`VerifyPlan::inject`], and for the report of a
-/// download stopped part way (its entries so far and the manifest, when it arrived).
+/// What a [`Follower`] verified: for [`VerifyPlan::inject`](super::VerifyPlan::inject),
+/// and for the report of a download stopped part way (its entries so far and the
+/// manifest, when it arrived).
 pub struct Streamed {
     walked: Vec<Entry>,
     by_offset: HashMap<u64, usize>,
@@ -732,7 +740,8 @@ impl Streamed {
     }
 }
 
-/// What [`VerifyPlan::inject`] took from a download verified as it arrived.
+/// What [`VerifyPlan::inject`](super::VerifyPlan::inject) took from a download verified
+/// as it arrived.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Injected {
     /// Entries whose verification during the download stood.

@@ -494,6 +494,17 @@ impl<'a> VerifyPlan<'a> {
         let mut by_entry: HashMap<usize, &JobOutcome> = HashMap::new();
         for (job, slot) in self.job_entries.iter().zip(&self.outcomes) {
             match (job, slot.get()) {
+                // A job stopped part way in a download that was stopped: not run.
+                (
+                    _,
+                    Some(
+                        JobOutcome::Entry {
+                            error: Some(EntryError::Cancelled),
+                            ..
+                        }
+                        | JobOutcome::WholeFile(Err(EntryError::Cancelled)),
+                    ),
+                ) if so_far => {}
                 (Some(i), Some(outcome)) => {
                     by_entry.insert(*i, outcome);
                 }
@@ -1512,7 +1523,12 @@ pub fn run_plans(plans: &[&VerifyPlan<'_>], progress: &AtomicU64, cancel: &Atomi
 ///   ahead of what it has produced, so it is never given bytes not yet in place).
 ///
 /// `written` only ever grows. Setting `cancel` (e.g. when the download fails) stops the
-/// waiting: jobs not run are reported as cancelled by [`VerifyPlan::finish`].
+/// waiting: jobs not run are reported as cancelled by [`VerifyPlan::finish`], and left out
+/// by [`VerifyPlan::verification_so_far`].
+///
+/// `failed`, when given, is set as soon as an entry's outcome fails the check (damage, or
+/// a component mismatch: [`follow::fails`], the rule a streamed download stops by), so
+/// the download can stop instead of fetching gigabytes of a file that can never be ready.
 ///
 /// The plan's archive must not be mapped ([`Archive::unmap`]): every byte is read with
 /// `pread` into buffers of its own, after it was written, so no `&[u8]` ever covers bytes
@@ -1522,6 +1538,7 @@ pub fn run_plan_as_written(
     written: &AtomicU64,
     progress: &AtomicU64,
     cancel: &AtomicBool,
+    failed: Option<&AtomicBool>,
 ) {
     let archive = plan.archive;
     let len = archive.len();
@@ -1623,6 +1640,11 @@ pub fn run_plan_as_written(
                     gate,
                     Role::Alone,
                 );
+                if let Some(failed) = failed {
+                    if follow::fails(&plan.checks, entry, &outcome) {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                }
                 let _ = plan.outcomes[job].set(outcome);
             });
         }

@@ -110,6 +110,15 @@ pub fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// Give the entry `e` the CRC-32 `crc`, in its local header and its directory record
+/// (a changed entry whose zip is intact: only its manifest digest can tell).
+pub fn set_crc(bytes: &mut [u8], e: &ipswcheck_fixture::EntryLayout, crc: u32) {
+    let local = e.local_header_offset as usize + 14;
+    let central = e.central_header_offset as usize + 16;
+    bytes[local..local + 4].copy_from_slice(&crc.to_le_bytes());
+    bytes[central..central + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Offline check options for `device` (None: every customer identity).
 pub fn options(device: Option<&str>) -> CheckOptions {
     let mut signing = SigningOptions::from_env();

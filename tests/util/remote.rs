@@ -1,8 +1,8 @@
 //! A file server for the remote tests, on the one loopback server of [`super::http`]
 //! ([`Server::streaming`]): it serves files from disk with `Range` (`a-b`, `a-`, `-n`),
 //! `If-Range`, `ETag` and `Last-Modified`, and can ignore ranges (a server without range
-//! support), change its ETag (a new version of the file), or cut a body off midway (a
-//! broken connection). Every request is logged with what was sent back. The answers are
+//! support), change its ETag (a new version of the file), cut a body off midway (a
+//! broken connection), or send the file slowly past an offset (to see a client stop). Every request is logged with what was sent back. The answers are
 //! written byte by byte here so that each of those behaviours is exact.
 //!
 //! Also what the tests of remote checks share: Apple's stand-in, the network flags of a
@@ -47,6 +47,8 @@ struct State {
     etag: Mutex<String>,
     /// Cut the first body longer than this after this many bytes (once).
     cut_once_after: Mutex<Option<u64>>,
+    /// Send the bytes of the file from this offset on slowly (64 KiB per 50 ms).
+    slow_after: Mutex<Option<u64>>,
     sent: AtomicU64,
     log: Mutex<Vec<Logged>>,
 }
@@ -100,6 +102,12 @@ impl FileServer {
     /// connection is closed), once. Shorter answers (a preflight's) are not affected.
     pub fn cut_once_after(&self, n: u64) {
         *self.state.cut_once_after.lock().unwrap() = Some(n);
+    }
+
+    /// Send every byte of the file at or past offset `n` slowly — 64 KiB every 50 ms,
+    /// about 1.3 MB/s — so that a client that stops early is seen to have stopped.
+    pub fn slow_after(&self, n: u64) {
+        *self.state.slow_after.lock().unwrap() = Some(n);
     }
 
     /// Body bytes written to sockets so far.
@@ -219,6 +227,7 @@ fn handle(request: &Recorded, out: &mut TcpStream, state: &State) -> std::io::Re
         }
     };
     f.seek(SeekFrom::Start(start))?;
+    let slow_after = *state.slow_after.lock().unwrap();
     let mut left = end - start;
     let mut buf = vec![0u8; 64 << 10];
     let result = loop {
@@ -226,6 +235,13 @@ fn handle(request: &Recorded, out: &mut TcpStream, state: &State) -> std::io::Re
             break Ok(());
         }
         let mut n = (buf.len() as u64).min(left) as usize;
+        let at = start + log.body_sent;
+        match slow_after {
+            Some(slow) if at >= slow => std::thread::sleep(Duration::from_millis(50)),
+            // Up to the slow part at full speed.
+            Some(slow) if at + n as u64 > slow => n = (slow - at) as usize,
+            _ => {}
+        }
         if let Some(c) = cut {
             if log.body_sent + n as u64 >= c {
                 n = (c - log.body_sent) as usize;
