@@ -591,16 +591,10 @@ fn a_failure_found_during_a_ranged_fetch_stops_the_download() {
     }
     .build(&path)
     .unwrap();
-    let entry_of = |component: &str| {
-        let path = layout
-            .components
-            .iter()
-            .find(|c| c.name == component)
-            .and_then(|c| c.path.clone())
-            .unwrap();
-        layout.entry(&path).unwrap()
-    };
-    let (os, ramdisk) = (entry_of("OS"), entry_of("RestoreRamDisk"));
+    let (os, ramdisk) = (
+        util::entry_of(&layout, "OS"),
+        util::entry_of(&layout, "RestoreRamDisk"),
+    );
     assert_eq!(layout.zip.entries[2].name, ramdisk.name);
     assert_eq!(os.method, 0);
     let original = std::fs::read(&path).unwrap();

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipswcheck::check::Progress;
-use ipswcheck_fixture::{FixtureLayout, IdentityKind, IpswSpec, Method};
+use ipswcheck_fixture::{FixtureLayout, IpswSpec, Method};
 
 use crate::util::http::Server;
 use crate::util::signing::{signed_body, FakeServer, Reply};
-use crate::util::{run_in, set_crc};
+use crate::util::{entry_of, run_in, set_crc};
 
 /// How the server sends the body of a request without `Range`.
 #[derive(Debug, Clone, Copy)]
@@ -323,15 +323,6 @@ fn the_download_counts_each_byte_once_and_reports_where_it_is() {
     assert_eq!(progress.total.load(Ordering::Relaxed), bytes.len() as u64);
     assert_eq!(progress.done.load(Ordering::Relaxed), bytes.len() as u64);
     assert_eq!(std::fs::read(&dest).unwrap(), bytes);
-}
-
-/// The layout's entry for the file of `component` in the d101ap Erase identity.
-fn entry_of<'l>(layout: &'l FixtureLayout, component: &str) -> &'l ipswcheck_fixture::EntryLayout {
-    let identity = layout
-        .identity("d101ap", IdentityKind::Erase)
-        .unwrap()
-        .index;
-    layout.component_entry(identity, component).unwrap()
 }
 
 /// Fetch `bytes` from a no-range server sending them at `pace` into `out`, for

@@ -110,6 +110,19 @@ pub fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// The fixture's entry for the file of `component` in the d101ap (iPhone9,3) Erase
+/// identity.
+pub fn entry_of<'l>(
+    layout: &'l ipswcheck_fixture::FixtureLayout,
+    component: &str,
+) -> &'l ipswcheck_fixture::EntryLayout {
+    let identity = layout
+        .identity("d101ap", ipswcheck_fixture::IdentityKind::Erase)
+        .unwrap()
+        .index;
+    layout.component_entry(identity, component).unwrap()
+}
+
 /// Give the entry `e` the CRC-32 `crc`, in its local header and its directory record
 /// (a changed entry whose zip is intact: only its manifest digest can tell).
 pub fn set_crc(bytes: &mut [u8], e: &ipswcheck_fixture::EntryLayout, crc: u32) {
