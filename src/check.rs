@@ -319,13 +319,7 @@ pub fn stopped_report(
     };
     let prepared = PreparedCheck::new(&opened, options);
     prepared.plan().inject(streamed, &no_progress);
-    let so_far = prepared.plan().verification_so_far();
-    let mut report = prepared.finish_with(&so_far, SigningCheck::skipped(why));
-    if report.checks.components.status == CheckStatus::Ok {
-        // Only some components arrived: none failed, but the file was not verified.
-        report.checks.components.status = CheckStatus::Skipped;
-    }
-    report
+    prepared.finish_so_far(SigningCheck::skipped(why))
 }
 
 /// One file's check after "identify" and before "verify": the identities chosen, the
@@ -468,6 +462,19 @@ impl<'a> PreparedCheck<'a> {
     /// instead of running the plan.
     pub fn finish_with(self, verification: &verify::Verification, signing: SigningCheck) -> Report {
         self.conclude(Some(verification), signing).0
+    }
+
+    /// The report of a download stopped part way: what the jobs that ran found
+    /// ([`verify::VerifyPlan::verification_so_far`]), with `signing`. Components whose
+    /// file did not arrive are not reported; when none of those that did failed, the
+    /// components are "skipped", never "ok": the file was not verified.
+    pub fn finish_so_far(self, signing: SigningCheck) -> Report {
+        let so_far = self.plan.verification_so_far();
+        let mut report = self.finish_with(&so_far, signing);
+        if report.checks.components.status == CheckStatus::Ok {
+            report.checks.components.status = CheckStatus::Skipped;
+        }
+        report
     }
 
     fn conclude(

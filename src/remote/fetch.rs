@@ -486,11 +486,7 @@ pub fn fetch(
         if let Some(t) = opened_mtime {
             let _ = file.set_modified(t);
         }
-        let so_far = prepared.plan().verification_so_far();
-        let mut report = prepared.finish_with(&so_far, signing);
-        if report.checks.components.status == CheckStatus::Ok {
-            report.checks.components.status = CheckStatus::Skipped;
-        }
+        let mut report = prepared.finish_so_far(signing);
         fix_remote_report(&mut report, url, Some(&remote));
         drop(local);
         part::remove_if_same(&part_path, &file);

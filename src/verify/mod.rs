@@ -256,12 +256,9 @@ impl<'a> VerifyPlan<'a> {
         if let (true, Some(t)) = (options.shortcut, &options.trusted) {
             shortcut.expect(t.clone());
         }
-        // Each entry counts at most the file's length: a directory can claim a zip64
-        // size near 2^64 for an entry whose data is not there (it fails at once), and
-        // the sum of such claims must neither overflow nor dwarf the real work.
-        let entry_bytes = work.keys().fold(0u64, |t, &i| {
-            t.saturating_add(archive.entries()[i].compressed_size.min(archive.len()))
-        });
+        let entry_bytes = work
+            .keys()
+            .fold(0u64, |t, &i| t.saturating_add(entry_cost(archive, i)));
         let total = match (work.is_empty(), job_entries.is_empty()) {
             (false, _) => entry_bytes,
             (true, false) => archive.len(),
@@ -313,9 +310,7 @@ impl<'a> VerifyPlan<'a> {
 
     fn job_cost(&self, job: Option<usize>) -> u64 {
         match job {
-            Some(i) => self.archive.entries()[i]
-                .compressed_size
-                .min(self.archive.len()),
+            Some(i) => entry_cost(self.archive, i),
             None => self.archive.len(),
         }
     }
@@ -1683,6 +1678,14 @@ impl WrittenGate<'_> {
             .min(self.data_end);
         wait_until_written(self.written, need, self.cancel)
     }
+}
+
+/// Bytes of the file entry `i`'s job reads: its compressed size, at most the file's
+/// length. A directory can claim a zip64 size near 2^64 for an entry whose data is not
+/// there (it fails at once); the sum of such claims must neither overflow nor dwarf the
+/// real work.
+fn entry_cost(archive: &Archive, i: usize) -> u64 {
+    archive.entries()[i].compressed_size.min(archive.len())
 }
 
 /// Plan, run and judge the verification of one archive.
